@@ -1,0 +1,240 @@
+//! Convolutional autoencoders: [`ConvAutoencoder`] (images) and
+//! [`Conv1dAutoencoder`] (signals), built on one shared network whose spatial
+//! rank is 2 or 1.
+//!
+//! Tensor names (a checkpoint contract, pinned by a test):
+//! `encoder.{i}.conv.{weight,bias}`, `encoder.{i}.bn.*`, `latent.proj.*` (or
+//! `latent.mu.*` and `latent.logvar.*`), `decoder.input.*`,
+//! `decoder.input.bn.*` (spatial latent with batch norm),
+//! `decoder.{i}.conv.*`, `decoder.{i}.bn.*`. Decoder stage `i` undoes encoder
+//! stage `i`.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::config::{Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, ConvSpec};
+use crate::error::Result;
+use crate::latent::{LatentHead, Proj};
+use crate::layers::{Conv, ConvTranspose, Linear, NormAct, activate, activate_output};
+use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, check_batch};
+
+enum DecoderInput {
+    /// Latent vector → flattened last feature map, then the activation.
+    Linear(Linear, Activation),
+    /// Latent map → last feature map, stride 1.
+    Conv(Conv, NormAct),
+}
+
+struct DecoderStage {
+    conv: ConvTranspose,
+    /// `None` for the output stage, which gets the output activation.
+    tail: Option<NormAct>,
+    output_padding: usize,
+    /// Spatial size after this stage (after any crop).
+    out_size: Vec<usize>,
+}
+
+/// The network shared by the 1-D and 2-D models.
+struct ConvNet {
+    spec: ConvSpec,
+    input_dims: Vec<usize>,
+    latent_dims: Vec<usize>,
+    /// `C_last × sizes[depth]…`: the shape the decoder input is reshaped to.
+    bottom_dims: Vec<usize>,
+    encoder: Vec<(Conv, NormAct)>,
+    head: LatentHead,
+    decoder_input: DecoderInput,
+    decoder: Vec<DecoderStage>,
+}
+
+impl ConvNet {
+    fn new(spec: ConvSpec, vb: VarBuilder) -> Result<Self> {
+        spec.validate()?;
+        let rank = spec.spatial.len();
+        let k = spec.kernel_size;
+        let pad = k / 2;
+        let sizes = spec.stage_sizes();
+        let depth = spec.channels.len();
+        let last_c = spec.channels[depth - 1];
+
+        let mut encoder = Vec::with_capacity(depth);
+        let mut cin = spec.in_channels;
+        for (i, &c) in spec.channels.iter().enumerate() {
+            let vb = vb.pp("encoder").pp(i);
+            let conv = Conv::new(rank, cin, c, k, 2, pad, vb.pp("conv"))?;
+            encoder.push((conv, NormAct::new(c, spec.batch_norm, spec.activation, vb)?));
+            cin = c;
+        }
+
+        let mut bottom_dims = vec![last_c];
+        bottom_dims.extend(&sizes[depth]);
+        let flat: usize = bottom_dims.iter().product();
+        let vbl = vb.pp("latent");
+        let vbd = vb.pp("decoder").pp("input");
+        let (head, decoder_input) = match spec.latent {
+            ConvLatent::Dense { dim } => (
+                LatentHead::new(spec.variational, vbl, |vb| {
+                    Ok(Proj::Linear(Linear::new(flat, dim, vb)?))
+                })?,
+                DecoderInput::Linear(Linear::new(dim, flat, vbd)?, spec.activation),
+            ),
+            ConvLatent::Spatial { channels } => (
+                LatentHead::new(spec.variational, vbl, |vb| {
+                    Ok(Proj::Conv(Conv::new(rank, last_c, channels, k, 1, pad, vb)?))
+                })?,
+                DecoderInput::Conv(
+                    Conv::new(rank, channels, last_c, k, 1, pad, vbd.clone())?,
+                    NormAct::new(last_c, spec.batch_norm, spec.activation, vbd)?,
+                ),
+            ),
+        };
+
+        let mut decoder = Vec::with_capacity(depth);
+        for i in (0..depth).rev() {
+            let vb = vb.pp("decoder").pp(i);
+            let cout = if i == 0 {
+                spec.in_channels
+            } else {
+                spec.channels[i - 1]
+            };
+            // A side n was encoded to ceil(n/2); the transposed conv gives back
+            // 2·ceil(n/2) − 1 + output_padding, so odd sides need 0 and even
+            // sides 1. One padding serves all axes: where they differ, use 1
+            // and crop the odd axes by one.
+            let output_padding = usize::from(sizes[i].iter().any(|n| n % 2 == 0));
+            let conv = ConvTranspose::new(rank, spec.channels[i], cout, k, 2, pad, vb.pp("conv"))?;
+            let tail = if i == 0 {
+                None
+            } else {
+                Some(NormAct::new(cout, spec.batch_norm, spec.activation, vb)?)
+            };
+            decoder.push(DecoderStage {
+                conv,
+                tail,
+                output_padding,
+                out_size: sizes[i].clone(),
+            });
+        }
+
+        let mut input_dims = vec![spec.in_channels];
+        input_dims.extend(&spec.spatial);
+        Ok(ConvNet {
+            latent_dims: spec.latent_dims(),
+            spec,
+            input_dims,
+            bottom_dims,
+            encoder,
+            head,
+            decoder_input,
+            decoder,
+        })
+    }
+
+    fn encode(&self, x: &Tensor, mode: Mode<'_>) -> Result<Latent> {
+        check_batch("input", x, &self.input_dims)?;
+        let train = mode.is_train();
+        let mut h = x.clone();
+        for (conv, tail) in &self.encoder {
+            h = tail.forward(&conv.forward(&h)?, train)?;
+        }
+        self.head.forward(&h, mode)
+    }
+
+    fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
+        check_batch("latent", z, &self.latent_dims)?;
+        let n = z.dim(0)?;
+        let mut h = match &self.decoder_input {
+            DecoderInput::Linear(lin, act) => {
+                let mut shape = vec![n];
+                shape.extend(&self.bottom_dims);
+                activate(&lin.forward(z)?, *act)?.reshape(shape)?
+            }
+            DecoderInput::Conv(conv, tail) => tail.forward(&conv.forward(z)?, train)?,
+        };
+        for stage in &self.decoder {
+            h = stage.conv.forward(&h, stage.output_padding)?;
+            for (axis, &want) in stage.out_size.iter().enumerate() {
+                if h.dim(axis + 2)? != want {
+                    h = h.narrow(axis + 2, 0, want)?;
+                }
+            }
+            h = match &stage.tail {
+                Some(tail) => tail.forward(&h, train)?,
+                None => activate_output(&h, self.spec.output_activation)?,
+            };
+        }
+        Ok(h)
+    }
+}
+
+macro_rules! conv_model {
+    ($(#[$doc:meta])* $name:ident, $config:ty) => {
+        $(#[$doc])*
+        pub struct $name {
+            config: $config,
+            net: ConvNet,
+        }
+
+        impl $name {
+            /// Builds the model with parameters from `vb` (created and
+            /// initialised there if `vb` is backed by a var map).
+            pub fn new(config: $config, vb: VarBuilder) -> Result<Self> {
+                let net = ConvNet::new(config.spec(), vb)?;
+                Ok($name { config, net })
+            }
+
+            /// The configuration the model was built from.
+            pub fn config(&self) -> &$config {
+                &self.config
+            }
+        }
+
+        impl Encoder for $name {
+            fn input_dims(&self) -> &[usize] {
+                &self.net.input_dims
+            }
+
+            fn latent_dims(&self) -> &[usize] {
+                &self.net.latent_dims
+            }
+
+            fn encode(&self, x: &Tensor, mode: Mode<'_>) -> Result<Latent> {
+                self.net.encode(x, mode)
+            }
+        }
+
+        impl Decoder for $name {
+            fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
+                self.net.decode(z, train)
+            }
+        }
+
+        impl Autoencoder for $name {
+            fn is_variational(&self) -> bool {
+                self.config.variational
+            }
+        }
+    };
+}
+
+conv_model!(
+    /// A 2-D convolutional autoencoder (optionally variational) for
+    /// `C × H × W` images; see [`ConvAeConfig`].
+    ///
+    /// # Shapes
+    /// Input and reconstruction `N × C × H × W`; latent `N × dim` (dense) or
+    /// `N × channels × ceil(H/2^d) × ceil(W/2^d)` (spatial) for depth `d`.
+    ConvAutoencoder,
+    ConvAeConfig
+);
+
+conv_model!(
+    /// A 1-D convolutional autoencoder (optionally variational) for signals of
+    /// `C × L`; see [`Conv1dAeConfig`].
+    ///
+    /// # Shapes
+    /// Input and reconstruction `N × C × L`; latent `N × dim` (dense) or
+    /// `N × channels × ceil(L/2^d)` (spatial) for depth `d`.
+    Conv1dAutoencoder,
+    Conv1dAeConfig
+);

@@ -1,0 +1,176 @@
+//! Building blocks: linear and (transposed) convolution layers, activations,
+//! optional batch norm. Parameters come from a prefixed `VarBuilder`, so tensor
+//! names are hierarchical and stable (`encoder.0.conv.weight`).
+
+use candle_core::{Result, Tensor};
+use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
+
+use crate::config::{Activation, OutputActivation};
+use crate::kernels;
+
+fn uniform(fan_in: usize) -> Init {
+    let b = 1.0 / (fan_in.max(1) as f64).sqrt();
+    Init::Uniform { lo: -b, up: b }
+}
+
+/// A fully connected layer, initialised as PyTorch does (U(±1/√fan_in)).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    /// Parameters `weight` (`out × in`) and `bias` (`out`) under `vb`.
+    pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+        let init = uniform(in_dim);
+        Ok(Linear {
+            weight: vb.get_with_hints((out_dim, in_dim), "weight", init)?,
+            bias: vb.get_with_hints(out_dim, "bias", init)?,
+        })
+    }
+
+    /// # Shapes
+    /// `x`: `N × in`; returns `N × out`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+}
+
+/// A 1-D or 2-D convolution (the rank is that of the input).
+#[derive(Debug, Clone)]
+pub struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv {
+    /// A convolution with `spatial_rank` (1 or 2) kernel axes of size `k`.
+    pub fn new(
+        spatial_rank: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let mut shape = vec![cout, cin];
+        shape.extend(std::iter::repeat_n(k, spatial_rank));
+        let init = uniform(cin * k.pow(spatial_rank as u32));
+        Ok(Conv {
+            weight: vb.get_with_hints(shape, "weight", init)?,
+            bias: vb.get_with_hints(cout, "bias", init)?,
+            stride,
+            padding,
+        })
+    }
+
+    /// # Shapes
+    /// `x`: `N × Cin × L` or `N × Cin × H × W`; returns `N × Cout × …` with
+    /// each side `(n + 2·padding − k) / stride + 1`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        kernels::conv(x, &self.weight, &self.bias, self.stride, self.padding)
+    }
+}
+
+/// A 1-D or 2-D transposed convolution.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl ConvTranspose {
+    /// A transposed convolution with `spatial_rank` kernel axes of size `k`.
+    pub fn new(
+        spatial_rank: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let mut shape = vec![cin, cout];
+        shape.extend(std::iter::repeat_n(k, spatial_rank));
+        // PyTorch computes the fan-in of a transposed conv from weight dim 1.
+        let init = uniform(cout * k.pow(spatial_rank as u32));
+        Ok(ConvTranspose {
+            weight: vb.get_with_hints(shape, "weight", init)?,
+            bias: vb.get_with_hints(cout, "bias", init)?,
+            stride,
+            padding,
+        })
+    }
+
+    /// # Shapes
+    /// `x`: `N × Cin × …`; returns `N × Cout × …` with each side
+    /// `(n − 1)·stride − 2·padding + k + output_padding`.
+    pub fn forward(&self, x: &Tensor, output_padding: usize) -> Result<Tensor> {
+        kernels::conv_transpose(
+            x,
+            &self.weight,
+            &self.bias,
+            self.stride,
+            self.padding,
+            output_padding,
+        )
+    }
+}
+
+/// Applies a hidden activation.
+pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
+    match act {
+        Activation::Relu => x.relu(),
+        Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, 0.01),
+        Activation::Gelu => x.gelu(),
+        Activation::Silu => x.silu(),
+        Activation::Tanh => x.tanh(),
+        Activation::Elu => x.elu(1.0),
+    }
+}
+
+/// Applies an output activation.
+pub fn activate_output(x: &Tensor, act: OutputActivation) -> Result<Tensor> {
+    match act {
+        OutputActivation::Sigmoid => candle_nn::ops::sigmoid(x),
+        OutputActivation::Tanh => x.tanh(),
+        OutputActivation::None => Ok(x.clone()),
+    }
+}
+
+/// Optional batch norm followed by an activation: the tail of every hidden block.
+#[derive(Debug, Clone)]
+pub struct NormAct {
+    norm: Option<BatchNorm>,
+    act: Activation,
+}
+
+impl NormAct {
+    /// With `batch_norm`, parameters `bn.{weight,bias,running_mean,running_var}`
+    /// of size `channels` under `vb`.
+    pub fn new(channels: usize, batch_norm: bool, act: Activation, vb: VarBuilder) -> Result<Self> {
+        let norm = if batch_norm {
+            Some(candle_nn::batch_norm(channels, 1e-5, vb.pp("bn"))?)
+        } else {
+            None
+        };
+        Ok(NormAct { norm, act })
+    }
+
+    /// # Shapes
+    /// `x`: `N × C × …`; returns the same shape. `train` selects batch
+    /// statistics (and updates the running ones) over the running statistics.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = match &self.norm {
+            Some(bn) => bn.forward_t(x, train)?,
+            None => x.clone(),
+        };
+        activate(&x, self.act)
+    }
+}

@@ -1,0 +1,152 @@
+//! The interface every architecture implements, and its typed outputs.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::init::Rng;
+
+/// Whether a forward pass is for training or evaluation.
+///
+/// Training uses batch statistics in batch norm (updating the running ones) and
+/// samples variational latents with noise drawn from the given generator, so a
+/// seeded [`Rng`] makes training deterministic. Evaluation uses running
+/// statistics and returns the mean of a variational latent as `z`.
+#[derive(Debug)]
+pub enum Mode<'a> {
+    /// Deterministic inference.
+    Eval,
+    /// Training, with the generator for the reparameterisation noise.
+    Train(&'a mut Rng),
+}
+
+impl Mode<'_> {
+    /// `true` for [`Mode::Train`].
+    pub fn is_train(&self) -> bool {
+        matches!(self, Mode::Train(_))
+    }
+
+    /// A shorter-lived copy of this mode, to pass on to a callee.
+    pub fn reborrow(&mut self) -> Mode<'_> {
+        match self {
+            Mode::Eval => Mode::Eval,
+            Mode::Train(rng) => Mode::Train(rng),
+        }
+    }
+}
+
+/// What an encoder produces.
+#[derive(Debug, Clone)]
+pub enum Latent {
+    /// A deterministic code, shaped `N × latent_dims…`.
+    Code(Tensor),
+    /// A diagonal Gaussian: `mu` and `logvar` from the two heads, and `z`, a
+    /// sample `mu + exp(logvar / 2) · ε` when training or `mu` when evaluating.
+    /// All three are shaped `N × latent_dims…`.
+    Gaussian {
+        /// The sample passed to the decoder.
+        z: Tensor,
+        /// Mean of the posterior.
+        mu: Tensor,
+        /// Log-variance of the posterior.
+        logvar: Tensor,
+    },
+}
+
+impl Latent {
+    /// The tensor the decoder takes: the code, or the sample `z`.
+    pub fn z(&self) -> &Tensor {
+        match self {
+            Latent::Code(c) => c,
+            Latent::Gaussian { z, .. } => z,
+        }
+    }
+
+    /// A deterministic summary: the code, or the mean `mu` (what `ae encode`
+    /// reports for a VAE).
+    pub fn mean(&self) -> &Tensor {
+        match self {
+            Latent::Code(c) => c,
+            Latent::Gaussian { mu, .. } => mu,
+        }
+    }
+
+    /// `true` for [`Latent::Gaussian`].
+    pub fn is_gaussian(&self) -> bool {
+        matches!(self, Latent::Gaussian { .. })
+    }
+}
+
+/// The result of a full pass through an autoencoder.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// The decoder's output, in the shape of the input.
+    pub reconstruction: Tensor,
+    /// The encoder's output.
+    pub latent: Latent,
+}
+
+/// Maps inputs to latents.
+pub trait Encoder {
+    /// Per-sample input shape: `[C, H, W]`, `[C, L]` or `[D]`.
+    fn input_dims(&self) -> &[usize];
+
+    /// Per-sample latent shape: `[dim]`, `[channels, h, w]` or `[channels, l]`.
+    fn latent_dims(&self) -> &[usize];
+
+    /// Encodes a batch.
+    ///
+    /// # Shapes
+    /// `x`: `N × input_dims…` (dense models also accept any `N × …` with
+    /// `input_dim` values per sample); returns a [`Latent`] whose tensors are
+    /// `N × latent_dims…`. A wrong shape is an [`Error::Shape`](crate::Error::Shape).
+    fn encode(&self, x: &Tensor, mode: Mode<'_>) -> Result<Latent>;
+}
+
+/// Maps latents back to inputs.
+pub trait Decoder {
+    /// Decodes a batch of latent codes (or samples).
+    ///
+    /// # Shapes
+    /// `z`: `N × latent_dims…`; returns `N × input_dims…`. `train` selects batch
+    /// statistics in batch norm.
+    fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor>;
+}
+
+/// An encoder and a decoder trained together.
+pub trait Autoencoder: Encoder + Decoder {
+    /// Whether [`Encoder::encode`] returns [`Latent::Gaussian`].
+    fn is_variational(&self) -> bool;
+
+    /// Encodes, then decodes `latent.z()`.
+    ///
+    /// # Shapes
+    /// `x`: `N × input_dims…`; the reconstruction has exactly `x`'s shape and
+    /// the latent is `N × latent_dims…`.
+    fn forward(&self, x: &Tensor, mut mode: Mode<'_>) -> Result<ForwardOutput> {
+        let train = mode.is_train();
+        let latent = self.encode(x, mode.reborrow())?;
+        let mut reconstruction = self.decode(latent.z(), train)?;
+        if reconstruction.dims() != x.dims() {
+            reconstruction = reconstruction.reshape(x.dims())?;
+        }
+        Ok(ForwardOutput {
+            reconstruction,
+            latent,
+        })
+    }
+}
+
+/// Checks that `x` is `N × dims…` for some `N`.
+pub(crate) fn check_batch(what: &'static str, x: &Tensor, dims: &[usize]) -> Result<()> {
+    if x.rank() == dims.len() + 1 && &x.dims()[1..] == dims {
+        return Ok(());
+    }
+    Err(crate::Error::Shape {
+        what,
+        expected: std::iter::once("N".to_string())
+            .chain(dims.iter().map(|d| d.to_string()))
+            .collect::<Vec<_>>()
+            .join(" x "),
+        found: x.dims().to_vec(),
+    })
+}
