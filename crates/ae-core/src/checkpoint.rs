@@ -49,9 +49,15 @@ impl CheckpointHeader {
 /// Writes `bytes` to `path` through a temporary file in the same directory,
 /// synced and then renamed, so a crash never leaves a half-written `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -72,11 +78,14 @@ pub fn read_model_config(path: &Path) -> Result<ModelConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::checkpoint(path, format!("not valid JSON: {e}")))?;
-    let version = value
-        .get("format_version")
-        .ok_or_else(|| Error::checkpoint(path, "no `format_version` key: not an ae checkpoint config"))?;
+    let version = value.get("format_version").ok_or_else(|| {
+        Error::checkpoint(path, "no `format_version` key: not an ae checkpoint config")
+    })?;
     let version = version.as_u64().ok_or_else(|| {
-        Error::checkpoint(path, format!("`format_version` must be an integer, found {version}"))
+        Error::checkpoint(
+            path,
+            format!("`format_version` must be an integer, found {version}"),
+        )
     })?;
     if version > u64::from(FORMAT_VERSION) {
         return Err(Error::checkpoint(
@@ -91,13 +100,20 @@ pub fn read_model_config(path: &Path) -> Result<ModelConfig> {
         .ok_or_else(|| Error::checkpoint(path, "no `model` key"))?;
     let model: ModelConfig = serde_json::from_value(model.clone())
         .map_err(|e| Error::checkpoint(path, format!("invalid `model`: {e}")))?;
-    model.validate().map_err(|e| Error::checkpoint(path, e.to_string()))?;
+    model
+        .validate()
+        .map_err(|e| Error::checkpoint(path, e.to_string()))?;
     Ok(model)
 }
 
 fn list(items: &[String]) -> String {
     const SHOW: usize = 5;
-    let mut s = items.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = items
+        .iter()
+        .take(SHOW)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > SHOW {
         s.push_str(&format!(", … ({} in all)", items.len()));
     }
@@ -113,7 +129,11 @@ impl Model {
 
     /// Like [`Model::save`], with `extra` top-level keys in `config.json` (a
     /// training run stores its config there).
-    pub fn save_with(&self, dir: &Path, extra: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    pub fn save_with(
+        &self,
+        dir: &Path,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
         let mut obj = match serde_json::to_value(CheckpointHeader::new(self.config().clone())) {
             Ok(serde_json::Value::Object(o)) => o,
             _ => unreachable!("a header serialises to an object"),
@@ -156,7 +176,10 @@ impl Model {
     pub fn load_weights(&self, path: &Path) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
-            Error::checkpoint(path, format!("not a valid safetensors file (truncated or corrupt?): {e}"))
+            Error::checkpoint(
+                path,
+                format!("not a valid safetensors file (truncated or corrupt?): {e}"),
+            )
         })?;
         let vars = self.named_vars();
         let mut missing = Vec::new();
@@ -207,10 +230,22 @@ impl Model {
         }
         for (name, var) in &vars {
             let view = file.tensor(name).expect("checked above");
-            let t = Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), &self.device().clone())?;
-            let finite = t.flatten_all()?.to_vec1::<f32>()?.iter().all(|v| v.is_finite());
+            let t = Tensor::from_raw_buffer(
+                view.data(),
+                DType::F32,
+                view.shape(),
+                &self.device().clone(),
+            )?;
+            let finite = t
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .all(|v| v.is_finite());
             if !finite {
-                return Err(Error::checkpoint(path, format!("tensor `{name}` contains NaN or infinite values")));
+                return Err(Error::checkpoint(
+                    path,
+                    format!("tensor `{name}` contains NaN or infinite values"),
+                ));
             }
             var.set(&t)?;
         }

@@ -209,12 +209,15 @@ fn positive(field: &str, v: usize) -> Result<()> {
 fn checked_product(field: &str, dims: &[usize]) -> Result<usize> {
     let mut n: usize = 1;
     for &d in dims {
-        n = n.checked_mul(d).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| {
-            Error::config(
-                field,
-                format!("{dims:?} needs more than {MAX_ELEMENTS} elements in one tensor"),
-            )
-        })?;
+        n = n
+            .checked_mul(d)
+            .filter(|&n| n <= MAX_ELEMENTS)
+            .ok_or_else(|| {
+                Error::config(
+                    field,
+                    format!("{dims:?} needs more than {MAX_ELEMENTS} elements in one tensor"),
+                )
+            })?;
     }
     Ok(n)
 }

@@ -80,7 +80,9 @@ impl ConvNet {
             ),
             ConvLatent::Spatial { channels } => (
                 LatentHead::new(spec.variational, vbl, |vb| {
-                    Ok(Proj::Conv(Conv::new(rank, last_c, channels, k, 1, pad, vb)?))
+                    Ok(Proj::Conv(Conv::new(
+                        rank, last_c, channels, k, 1, pad, vb,
+                    )?))
                 })?,
                 DecoderInput::Conv(
                     Conv::new(rank, channels, last_c, k, 1, pad, vbd.clone())?,

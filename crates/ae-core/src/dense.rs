@@ -90,7 +90,10 @@ impl Encoder for DenseAutoencoder {
         if x.rank() < 2 || per_sample != self.config.input_dim {
             return Err(Error::Shape {
                 what: "input",
-                expected: format!("N x {} (or N x ... with {0} values per sample)", self.config.input_dim),
+                expected: format!(
+                    "N x {} (or N x ... with {0} values per sample)",
+                    self.config.input_dim
+                ),
                 found: x.dims().to_vec(),
             });
         }
@@ -110,7 +113,8 @@ impl Decoder for DenseAutoencoder {
         for (lin, tail) in &self.decoder {
             h = tail.forward(&lin.forward(&h)?, train)?;
         }
-        activate_output(&self.output.forward(&h)?, self.config.output_activation).map_err(Into::into)
+        activate_output(&self.output.forward(&h)?, self.config.output_activation)
+            .map_err(Into::into)
     }
 }
 

@@ -81,7 +81,12 @@ impl SimpleBackend for SeededVarMap {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let data = self.map.data().lock().expect("var map lock poisoned");
         match data.get(name) {
             Some(v) => v.as_tensor().to_dtype(dtype),

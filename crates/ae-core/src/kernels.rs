@@ -58,16 +58,35 @@ pub(crate) fn conv_transpose(
                 .unsqueeze(2)?
                 .conv_transpose2d(&weight.unsqueeze(2)?, 0, 0, stride, 1)?
                 .squeeze(2)?;
-            crop_padding(y, &x.dims()[2..], &weight.dims()[2..], stride, padding, output_padding)?
+            crop_padding(
+                y,
+                &x.dims()[2..],
+                &weight.dims()[2..],
+                stride,
+                padding,
+                output_padding,
+            )?
         }
         // candle computes `(n − 1)·stride − 2·padding` first, which underflows
         // for tiny inputs (n = 1) even when the final size is valid.
-        4 if x.dims()[2..].iter().any(|&n| (n - 1) * stride < 2 * padding) => {
+        4 if x.dims()[2..]
+            .iter()
+            .any(|&n| (n - 1) * stride < 2 * padding) =>
+        {
             let y = x.conv_transpose2d(weight, 0, 0, stride, 1)?;
-            crop_padding(y, &x.dims()[2..], &weight.dims()[2..], stride, padding, output_padding)?
+            crop_padding(
+                y,
+                &x.dims()[2..],
+                &weight.dims()[2..],
+                stride,
+                padding,
+                output_padding,
+            )?
         }
         4 => x.conv_transpose2d(weight, padding, output_padding, stride, 1)?,
-        r => candle_core::bail!("transposed convolution input must have rank 3 or 4, found rank {r}"),
+        r => {
+            candle_core::bail!("transposed convolution input must have rank 3 or 4, found rank {r}")
+        }
     };
     y.broadcast_add(&bias_shape(bias, y.rank())?)
 }
@@ -85,7 +104,10 @@ fn crop_padding(
 ) -> Result<Tensor> {
     for (axis, (&n, &k)) in spatial.iter().zip(kernel).enumerate() {
         let full = (n - 1) * stride + k;
-        let Some(want) = (full + output_padding).checked_sub(2 * padding).filter(|&w| w > 0) else {
+        let Some(want) = (full + output_padding)
+            .checked_sub(2 * padding)
+            .filter(|&w| w > 0)
+        else {
             candle_core::bail!(
                 "transposed convolution output would be empty (side {n}, kernel {k}, padding {padding})"
             );
@@ -110,12 +132,27 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     #[test]
     fn cropped_transposed_convs_equal_candles_padded_ones() {
-        for (n, k, stride, pad, op) in [(5, 3, 2, 1, 1), (4, 3, 2, 1, 0), (7, 5, 2, 2, 1), (3, 1, 2, 0, 1), (6, 3, 1, 1, 0)] {
+        for (n, k, stride, pad, op) in [
+            (5, 3, 2, 1, 1),
+            (4, 3, 2, 1, 0),
+            (7, 5, 2, 2, 1),
+            (3, 1, 2, 0, 1),
+            (6, 3, 1, 1, 0),
+        ] {
             let x = rand(&[2, 3, n], 1);
             let w = rand(&[3, 4, k], 2);
             let b = Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap();

@@ -32,7 +32,10 @@ impl Dataset {
         if per == 0 || data.len() % per != 0 {
             return Err(Error::config(
                 "dataset",
-                format!("{} values do not split into samples of {sample_dims:?}", data.len()),
+                format!(
+                    "{} values do not split into samples of {sample_dims:?}",
+                    data.len()
+                ),
             ));
         }
         let n = data.len() / per;
@@ -127,8 +130,14 @@ impl Dataset {
             name: self.name.clone(),
             sample_dims: self.sample_dims.clone(),
             data,
-            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
-            keys: self.keys.as_ref().map(|k| indices.iter().map(|&i| k[i].clone()).collect()),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| indices.iter().map(|&i| l[i]).collect()),
+            keys: self
+                .keys
+                .as_ref()
+                .map(|k| indices.iter().map(|&i| k[i].clone()).collect()),
         }
     }
 
@@ -142,9 +151,14 @@ impl Dataset {
     /// Fails if the dataset has no labels.
     pub fn filter_classes(&self, classes: &[u32]) -> Result<Dataset> {
         let labels = self.labels.as_ref().ok_or_else(|| {
-            Error::config("classes", format!("dataset `{}` has no labels to filter by", self.name))
+            Error::config(
+                "classes",
+                format!("dataset `{}` has no labels to filter by", self.name),
+            )
         })?;
-        let idx: Vec<usize> = (0..self.len()).filter(|&i| classes.contains(&labels[i])).collect();
+        let idx: Vec<usize> = (0..self.len())
+            .filter(|&i| classes.contains(&labels[i]))
+            .collect();
         let mut d = self.subset(&idx);
         d.name = format!("{} (classes {classes:?})", self.name);
         Ok(d)
@@ -213,7 +227,10 @@ impl Dataset {
         Ok(order.into_iter().map(move |indices| {
             Ok(Batch {
                 inputs: self.tensor(&indices, device)?,
-                labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
+                labels: self
+                    .labels
+                    .as_ref()
+                    .map(|l| indices.iter().map(|&i| l[i]).collect()),
                 indices,
             })
         }))

@@ -37,7 +37,10 @@ pub const ABNORMAL: u32 = 1;
 
 fn is_image(p: &Path) -> bool {
     matches!(
-        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Some("png" | "jpg" | "jpeg")
     )
 }
@@ -54,15 +57,27 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads one image as `C × H × W` values in [0, 1], resized to `size`
 /// (width, height) when given.
-pub fn read_image(path: &Path, color: ColorMode, size: Option<(u32, u32)>) -> Result<(Vec<f32>, (u32, u32))> {
-    let img = image::open(path).map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
+pub fn read_image(
+    path: &Path,
+    color: ColorMode,
+    size: Option<(u32, u32)>,
+) -> Result<(Vec<f32>, (u32, u32))> {
+    let img =
+        image::open(path).map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
     let img = match size {
-        Some((w, h)) if (img.width(), img.height()) != (w, h) => img.resize_exact(w, h, FilterType::Triangle),
+        Some((w, h)) if (img.width(), img.height()) != (w, h) => {
+            img.resize_exact(w, h, FilterType::Triangle)
+        }
         _ => img,
     };
     let (w, h) = (img.width(), img.height());
     let data = match color {
-        ColorMode::Gray => img.to_luma8().into_raw().into_iter().map(|b| f32::from(b) / 255.0).collect(),
+        ColorMode::Gray => img
+            .to_luma8()
+            .into_raw()
+            .into_iter()
+            .map(|b| f32::from(b) / 255.0)
+            .collect(),
         ColorMode::Rgb => {
             let rgb = img.to_rgb8();
             let plane = (w * h) as usize;
@@ -83,7 +98,11 @@ pub fn read_image(path: &Path, color: ColorMode, size: Option<(u32, u32)>) -> Re
 /// [`NORMAL`] and [`ABNORMAL`]. All images must share one size unless
 /// `resize` (width, height) is given; otherwise the first image whose size
 /// differs is an error naming it and both sizes. Sample keys are file paths.
-pub fn load_image_folder(dir: &Path, color: ColorMode, resize: Option<(u32, u32)>) -> Result<Dataset> {
+pub fn load_image_folder(
+    dir: &Path,
+    color: ColorMode,
+    resize: Option<(u32, u32)>,
+) -> Result<Dataset> {
     let mut files: Vec<(PathBuf, Option<u32>)> = Vec::new();
     let (normal, abnormal) = (dir.join("normal"), dir.join("abnormal"));
     if normal.is_dir() || abnormal.is_dir() {
@@ -139,7 +158,11 @@ pub fn load_image_folder(dir: &Path, color: ColorMode, resize: Option<(u32, u32)
 
 /// Loads the given image files (for commands that take `IMAGE...`); all must
 /// share one size unless `resize` is given.
-pub fn load_image_files(files: &[PathBuf], color: ColorMode, resize: Option<(u32, u32)>) -> Result<Dataset> {
+pub fn load_image_files(
+    files: &[PathBuf],
+    color: ColorMode,
+    resize: Option<(u32, u32)>,
+) -> Result<Dataset> {
     let mut data = Vec::new();
     let mut first: Option<(u32, u32)> = None;
     for path in files {
@@ -163,6 +186,11 @@ pub fn load_image_files(files: &[PathBuf], color: ColorMode, resize: Option<(u32
         data.extend(pixels);
     }
     let (w, h) = first.ok_or_else(|| Error::config("images", "no image files given"))?;
-    Dataset::new("images", vec![color.channels(), h as usize, w as usize], data, None)?
-        .with_keys(files.iter().map(|p| p.display().to_string()).collect())
+    Dataset::new(
+        "images",
+        vec![color.channels(), h as usize, w as usize],
+        data,
+        None,
+    )?
+    .with_keys(files.iter().map(|p| p.display().to_string()).collect())
 }

@@ -39,7 +39,10 @@ pub fn read_idx(path: &Path) -> Result<Idx> {
 /// Parses IDX bytes; the error says what was expected and found.
 pub fn parse_idx(bytes: &[u8]) -> std::result::Result<Idx, String> {
     if bytes.len() < 4 {
-        return Err(format!("truncated: {} bytes, an IDX header needs at least 4", bytes.len()));
+        return Err(format!(
+            "truncated: {} bytes, an IDX header needs at least 4",
+            bytes.len()
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(format!(
@@ -59,7 +62,10 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<Idx, String> {
     }
     let header = 4 + 4 * rank;
     if bytes.len() < header {
-        return Err(format!("truncated header: {} bytes, expected {header}", bytes.len()));
+        return Err(format!(
+            "truncated header: {} bytes, expected {header}",
+            bytes.len()
+        ));
     }
     let dims: Vec<usize> = (0..rank)
         .map(|i| {
@@ -73,7 +79,11 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<Idx, String> {
         .ok_or_else(|| format!("sizes {dims:?} overflow"))?;
     let expected = header + n;
     if bytes.len() != expected {
-        let what = if bytes.len() < expected { "truncated" } else { "trailing bytes" };
+        let what = if bytes.len() < expected {
+            "truncated"
+        } else {
+            "trailing bytes"
+        };
         return Err(format!(
             "{what}: sizes {dims:?} need {expected} bytes, found {}",
             bytes.len()
@@ -121,10 +131,17 @@ mod tests {
 
     #[test]
     fn round_trip_and_checks() {
-        let idx = Idx { dims: vec![2, 3], data: vec![1, 2, 3, 4, 5, 6] };
+        let idx = Idx {
+            dims: vec![2, 3],
+            data: vec![1, 2, 3, 4, 5, 6],
+        };
         let bytes = encode_idx(&idx);
         assert_eq!(parse_idx(&bytes).unwrap(), idx);
-        assert!(parse_idx(&bytes[..bytes.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(
+            parse_idx(&bytes[..bytes.len() - 1])
+                .unwrap_err()
+                .contains("truncated")
+        );
         let mut more = bytes.clone();
         more.push(0);
         assert!(parse_idx(&more).unwrap_err().contains("trailing"));

@@ -63,21 +63,36 @@ pub fn has_idx_files(dir: &Path) -> bool {
     IDX_FILES.iter().all(|n| find(dir, n).is_ok())
 }
 
-fn images_from_idx(name: &str, images: Idx, labels: Idx, img_path: &Path, lab_path: &Path) -> Result<Dataset> {
+fn images_from_idx(
+    name: &str,
+    images: Idx,
+    labels: Idx,
+    img_path: &Path,
+    lab_path: &Path,
+) -> Result<Dataset> {
     if images.dims.len() != 3 || images.dims[1] != 28 || images.dims[2] != 28 {
         return Err(Error::format(
             img_path,
-            format!("expected images of N x 28 x 28, found sizes {:?}", images.dims),
+            format!(
+                "expected images of N x 28 x 28, found sizes {:?}",
+                images.dims
+            ),
         ));
     }
     if labels.dims.len() != 1 || labels.dims[0] != images.dims[0] {
         return Err(Error::format(
             lab_path,
-            format!("expected {} labels (one per image), found sizes {:?}", images.dims[0], labels.dims),
+            format!(
+                "expected {} labels (one per image), found sizes {:?}",
+                images.dims[0], labels.dims
+            ),
         ));
     }
     if let Some(bad) = labels.data.iter().find(|&&l| l > 9) {
-        return Err(Error::format(lab_path, format!("labels must be 0 to 9, found {bad}")));
+        return Err(Error::format(
+            lab_path,
+            format!("labels must be 0 to 9, found {bad}"),
+        ));
     }
     let data = images.data.iter().map(|&b| f32::from(b) / 255.0).collect();
     let labels = labels.data.iter().map(|&l| u32::from(l)).collect();
@@ -91,10 +106,20 @@ fn load_split(dir: &Path, split: Split, name: &str) -> Result<Dataset> {
     if images.dims.first() != Some(&split.expected_len()) {
         return Err(Error::format(
             &img,
-            format!("expected {} images, found sizes {:?}", split.expected_len(), images.dims),
+            format!(
+                "expected {} images, found sizes {:?}",
+                split.expected_len(),
+                images.dims
+            ),
         ));
     }
-    images_from_idx(&format!("{name} {split:?}").to_lowercase(), images, read_idx(&lab)?, &img, &lab)
+    images_from_idx(
+        &format!("{name} {split:?}").to_lowercase(),
+        images,
+        read_idx(&lab)?,
+        &img,
+        &lab,
+    )
 }
 
 /// MNIST handwritten digits: 28×28 grayscale in [0, 1], labels 0–9.

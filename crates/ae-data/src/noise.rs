@@ -53,14 +53,20 @@ impl Noise {
             if (0.0..=1.0).contains(&p) {
                 Ok(())
             } else {
-                Err(Error::config(name, format!("must be a probability in [0, 1], found {p}")))
+                Err(Error::config(
+                    name,
+                    format!("must be a probability in [0, 1], found {p}"),
+                ))
             }
         };
         let sd = |name: &str, s: f32| {
             if s.is_finite() && s >= 0.0 {
                 Ok(())
             } else {
-                Err(Error::config(name, format!("must be finite and >= 0, found {s}")))
+                Err(Error::config(
+                    name,
+                    format!("must be finite and >= 0, found {s}"),
+                ))
             }
         };
         match *self {
@@ -73,12 +79,24 @@ impl Noise {
 
     /// Corrupts whole samples in place. `sample_dims` is the per-sample shape
     /// (`[C, H, W]`, `[C, L]` or `[D]`); values are clipped to `range`.
-    pub fn apply(&self, values: &mut [f32], sample_dims: &[usize], range: (f32, f32), rng: &mut Rng) -> Result<()> {
+    pub fn apply(
+        &self,
+        values: &mut [f32],
+        sample_dims: &[usize],
+        range: (f32, f32),
+        rng: &mut Rng,
+    ) -> Result<()> {
         self.validate()?;
         let (lo, hi) = range;
         let per: usize = sample_dims.iter().product();
         if per == 0 || values.len() % per != 0 {
-            return Err(Error::config("noise", format!("{} values are not whole samples of {sample_dims:?}", values.len())));
+            return Err(Error::config(
+                "noise",
+                format!(
+                    "{} values are not whole samples of {sample_dims:?}",
+                    values.len()
+                ),
+            ));
         }
         // Channels and the positions they share (masks act on all channels).
         let (channels, plane) = match sample_dims {
@@ -171,7 +189,10 @@ impl Noise {
             Noise::Speckle { .. } => Noise::Speckle { sigma: s },
             Noise::SaltPepper { .. } => Noise::SaltPepper { p: s },
             Noise::MaskPixels { .. } => Noise::MaskPixels { p: s },
-            Noise::MaskRects { max_side, .. } => Noise::MaskRects { count: s.round() as usize, max_side },
+            Noise::MaskRects { max_side, .. } => Noise::MaskRects {
+                count: s.round() as usize,
+                max_side,
+            },
         }
     }
 }

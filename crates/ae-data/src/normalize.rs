@@ -34,7 +34,11 @@ pub struct Normalizer {
 impl Normalizer {
     /// The identity.
     pub fn identity() -> Self {
-        Normalizer { kind: NormKind::None, offset: vec![0.0], scale: vec![1.0] }
+        Normalizer {
+            kind: NormKind::None,
+            offset: vec![0.0],
+            scale: vec![1.0],
+        }
     }
 
     /// Fits statistics on `data` (all values together, or per feature when
@@ -47,15 +51,24 @@ impl Normalizer {
         let mut offset = Vec::with_capacity(groups);
         let mut scale = Vec::with_capacity(groups);
         for g in 0..groups {
-            let values = data.data().iter().enumerate().filter(|(i, _)| groups == 1 || i % groups == g).map(|(_, v)| f64::from(*v));
+            let values = data
+                .data()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| groups == 1 || i % groups == g)
+                .map(|(_, v)| f64::from(*v));
             let (o, s) = match kind {
                 NormKind::None => (0.0, 1.0),
                 NormKind::MinMax => {
-                    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+                    let (lo, hi) = values
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                            (lo.min(v), hi.max(v))
+                        });
                     (lo, if hi > lo { 1.0 / (hi - lo) } else { 1.0 })
                 }
                 NormKind::Standardize => {
-                    let (n, sum, sq) = values.fold((0.0, 0.0, 0.0), |(n, s, q), v| (n + 1.0, s + v, q + v * v));
+                    let (n, sum, sq) =
+                        values.fold((0.0, 0.0, 0.0), |(n, s, q), v| (n + 1.0, s + v, q + v * v));
                     let mean = sum / n;
                     let var = (sq / n - mean * mean).max(0.0);
                     (mean, if var > 0.0 { 1.0 / var.sqrt() } else { 1.0 })
@@ -64,7 +77,11 @@ impl Normalizer {
             offset.push(o as f32);
             scale.push(s as f32);
         }
-        Ok(Normalizer { kind, offset, scale })
+        Ok(Normalizer {
+            kind,
+            offset,
+            scale,
+        })
     }
 
     fn check(&self, per_sample: usize) -> Result<()> {
@@ -72,7 +89,11 @@ impl Normalizer {
         if n != self.scale.len() || !(n == 1 || n == per_sample) {
             return Err(Error::config(
                 "normalizer",
-                format!("{} offsets and {} scales do not fit samples of {per_sample} values", n, self.scale.len()),
+                format!(
+                    "{} offsets and {} scales do not fit samples of {per_sample} values",
+                    n,
+                    self.scale.len()
+                ),
             ));
         }
         Ok(())

@@ -8,10 +8,16 @@ use crate::error::{Error, Result};
 
 fn parse_value(path: &Path, line: usize, column: &str, field: &str) -> Result<f32> {
     let v: f32 = field.trim().parse().map_err(|_| {
-        Error::format(path, format!("line {line}, column `{column}`: `{field}` is not a number"))
+        Error::format(
+            path,
+            format!("line {line}, column `{column}`: `{field}` is not a number"),
+        )
     })?;
     if !v.is_finite() {
-        return Err(Error::format(path, format!("line {line}, column `{column}`: value {v} is not finite")));
+        return Err(Error::format(
+            path,
+            format!("line {line}, column `{column}`: value {v} is not finite"),
+        ));
     }
     Ok(v)
 }
@@ -21,7 +27,8 @@ fn parse_value(path: &Path, line: usize, column: &str, field: &str) -> Result<f3
 ///
 /// Samples are `[D]` with `D` the number of feature columns.
 pub fn load_csv_vectors(path: &Path, label_column: Option<&str>) -> Result<Dataset> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| Error::format(path, e.to_string()))?;
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| Error::format(path, e.to_string()))?;
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| Error::format(path, e.to_string()))?
@@ -46,13 +53,20 @@ pub fn load_csv_vectors(path: &Path, label_column: Option<&str>) -> Result<Datas
         if record.len() != headers.len() {
             return Err(Error::format(
                 path,
-                format!("line {line}: expected {} fields, found {}", headers.len(), record.len()),
+                format!(
+                    "line {line}: expected {} fields, found {}",
+                    headers.len(),
+                    record.len()
+                ),
             ));
         }
         for (i, field) in record.iter().enumerate() {
             if Some(i) == label_idx {
                 let l: u32 = field.trim().parse().map_err(|_| {
-                    Error::format(path, format!("line {line}: label `{field}` is not a non-negative integer"))
+                    Error::format(
+                        path,
+                        format!("line {line}: label `{field}` is not a non-negative integer"),
+                    )
                 })?;
                 labels.push(l);
             } else {
@@ -82,20 +96,31 @@ pub struct Series {
 
 /// Reads a `timestamp,value` CSV with a header (the NAB format).
 pub fn load_series_csv(path: &Path) -> Result<Series> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| Error::format(path, e.to_string()))?;
-    let headers = reader.headers().map_err(|e| Error::format(path, e.to_string()))?.clone();
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| Error::format(path, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::format(path, e.to_string()))?
+        .clone();
     if headers.len() != 2 {
         return Err(Error::format(
             path,
-            format!("expected two columns `timestamp,value`, found {:?}", headers.iter().collect::<Vec<_>>()),
+            format!(
+                "expected two columns `timestamp,value`, found {:?}",
+                headers.iter().collect::<Vec<_>>()
+            ),
         ));
     }
-    let mut s = Series { timestamps: Vec::new(), values: Vec::new() };
+    let mut s = Series {
+        timestamps: Vec::new(),
+        values: Vec::new(),
+    };
     for (row, record) in reader.records().enumerate() {
         let line = row + 2;
         let record = record.map_err(|e| Error::format(path, format!("line {line}: {e}")))?;
         s.timestamps.push(record[0].to_string());
-        s.values.push(parse_value(path, line, &headers[1], &record[1])?);
+        s.values
+            .push(parse_value(path, line, &headers[1], &record[1])?);
     }
     if s.values.is_empty() {
         return Err(Error::format(path, "no data rows"));
@@ -110,14 +135,25 @@ impl Series {
     /// (inclusive `(start, end)` timestamp pairs, compared as strings, which is
     /// right for ISO-like timestamps), 0 otherwise; none when `anomalies` is
     /// `None`.
-    pub fn windows(&self, length: usize, stride: usize, anomalies: Option<&[(String, String)]>) -> Result<Dataset> {
+    pub fn windows(
+        &self,
+        length: usize,
+        stride: usize,
+        anomalies: Option<&[(String, String)]>,
+    ) -> Result<Dataset> {
         if length == 0 || stride == 0 {
-            return Err(Error::config("window", format!("length and stride must be at least 1, found {length} and {stride}")));
+            return Err(Error::config(
+                "window",
+                format!("length and stride must be at least 1, found {length} and {stride}"),
+            ));
         }
         if length > self.values.len() {
             return Err(Error::config(
                 "window.length",
-                format!("{length} is longer than the series ({} values)", self.values.len()),
+                format!(
+                    "{length} is longer than the series ({} values)",
+                    self.values.len()
+                ),
             ));
         }
         let starts: Vec<usize> = (0..=self.values.len() - length).step_by(stride).collect();
@@ -135,7 +171,13 @@ impl Series {
                 .collect()
         });
         let keys = starts.iter().map(|&s| self.timestamps[s].clone()).collect();
-        Dataset::new(format!("windows of {length} every {stride}"), vec![1, length], data, labels)?.with_keys(keys)
+        Dataset::new(
+            format!("windows of {length} every {stride}"),
+            vec![1, length],
+            data,
+            labels,
+        )?
+        .with_keys(keys)
     }
 }
 
@@ -145,8 +187,8 @@ impl Series {
 /// `YYYY-MM-DD HH:MM:SS` form of the data files.
 pub fn load_nab_windows(path: &Path) -> Result<HashMap<String, Vec<(String, String)>>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let raw: HashMap<String, Vec<Vec<String>>> =
-        serde_json::from_str(&text).map_err(|e| Error::format(path, format!("not NAB window JSON: {e}")))?;
+    let raw: HashMap<String, Vec<Vec<String>>> = serde_json::from_str(&text)
+        .map_err(|e| Error::format(path, format!("not NAB window JSON: {e}")))?;
     let cut = |s: &str| s.get(..19).unwrap_or(s).to_string();
     raw.into_iter()
         .map(|(k, spans)| {
@@ -154,7 +196,10 @@ pub fn load_nab_windows(path: &Path) -> Result<HashMap<String, Vec<(String, Stri
                 .into_iter()
                 .map(|w| match w.as_slice() {
                     [a, b] => Ok((cut(a), cut(b))),
-                    _ => Err(Error::format(path, format!("{k}: a window must be [start, end], found {w:?}"))),
+                    _ => Err(Error::format(
+                        path,
+                        format!("{k}: a window must be [start, end], found {w:?}"),
+                    )),
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok((k, spans))

@@ -41,7 +41,10 @@ proptest! {
 
 #[test]
 fn batch_norm_statistics_survive_a_round_trip() {
-    let cfg = ModelConfig::Conv(ConvAeConfig { batch_norm: true, ..ConvAeConfig::mnist() });
+    let cfg = ModelConfig::Conv(ConvAeConfig {
+        batch_norm: true,
+        ..ConvAeConfig::mnist()
+    });
     let a = model(cfg, 1);
     let x = batch(&[8, 1, 28, 28], 2);
     let mut rng = ae_core::rng(0);
@@ -63,16 +66,37 @@ fn tensor_names_are_pinned() {
     assert_eq!(
         names,
         [
-            "decoder.0.conv.bias", "decoder.0.conv.weight", "decoder.1.conv.bias",
-            "decoder.1.conv.weight", "decoder.input.bias", "decoder.input.weight",
-            "encoder.0.conv.bias", "encoder.0.conv.weight", "encoder.1.conv.bias",
-            "encoder.1.conv.weight", "latent.proj.bias", "latent.proj.weight",
+            "decoder.0.conv.bias",
+            "decoder.0.conv.weight",
+            "decoder.1.conv.bias",
+            "decoder.1.conv.weight",
+            "decoder.input.bias",
+            "decoder.input.weight",
+            "encoder.0.conv.bias",
+            "encoder.0.conv.weight",
+            "encoder.1.conv.bias",
+            "encoder.1.conv.weight",
+            "latent.proj.bias",
+            "latent.proj.weight",
         ]
     );
-    let m = model(ModelConfig::Dense(DenseAeConfig { batch_norm: true, ..DenseAeConfig::mnist_vae() }), 0);
+    let m = model(
+        ModelConfig::Dense(DenseAeConfig {
+            batch_norm: true,
+            ..DenseAeConfig::mnist_vae()
+        }),
+        0,
+    );
     let names: Vec<String> = m.named_vars().into_iter().map(|(n, _)| n).collect();
-    for n in ["encoder.0.linear.weight", "encoder.1.bn.running_var", "latent.mu.weight",
-              "latent.logvar.bias", "decoder.1.linear.weight", "decoder.0.bn.weight", "decoder.output.bias"] {
+    for n in [
+        "encoder.0.linear.weight",
+        "encoder.1.bn.running_var",
+        "latent.mu.weight",
+        "latent.logvar.bias",
+        "decoder.1.linear.weight",
+        "decoder.0.bn.weight",
+        "decoder.output.bias",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
 }
@@ -82,11 +106,15 @@ fn config_json_has_a_format_version() {
     let dir = tempfile::tempdir().unwrap();
     saved(ModelConfig::Conv(ConvAeConfig::mnist()), dir.path());
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(v["format_version"], ae_core::FORMAT_VERSION);
     assert_eq!(v["model"]["kind"], "conv");
     // No temporary files are left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
@@ -95,19 +123,36 @@ fn weights_of_another_model_are_refused_with_the_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     saved(ModelConfig::Conv(ConvAeConfig::mnist()), dir.path());
     // Swap in a config of a different width: every shape around the latent differs.
-    let other = ModelConfig::Conv(ConvAeConfig { channels: vec![16, 64], ..ConvAeConfig::mnist() });
+    let other = ModelConfig::Conv(ConvAeConfig {
+        channels: vec![16, 64],
+        ..ConvAeConfig::mnist()
+    });
     model(other, 0).save(&dir.path().join("other")).unwrap();
-    std::fs::copy(dir.path().join("other/config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        dir.path().join("other/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let e = load_err(dir.path());
     assert!(e.contains("model.safetensors"), "{e}");
-    assert!(e.contains("encoder.0.conv.weight") && e.contains("[16, 1, 3, 3]") && e.contains("[32, 1, 3, 3]"), "{e}");
+    assert!(
+        e.contains("encoder.0.conv.weight")
+            && e.contains("[16, 1, 3, 3]")
+            && e.contains("[32, 1, 3, 3]"),
+        "{e}"
+    );
 
     // A dense checkpoint's weights under a conv config: missing and unexpected names.
     let dir2 = tempfile::tempdir().unwrap();
     saved(ModelConfig::Conv(ConvAeConfig::mnist()), dir2.path());
-    model(ModelConfig::Dense(DenseAeConfig::mnist()), 0).save_weights(&dir2.path().join("model.safetensors")).unwrap();
+    model(ModelConfig::Dense(DenseAeConfig::mnist()), 0)
+        .save_weights(&dir2.path().join("model.safetensors"))
+        .unwrap();
     let e = load_err(dir2.path());
-    assert!(e.contains("missing tensors") && e.contains("unexpected tensors"), "{e}");
+    assert!(
+        e.contains("missing tensors") && e.contains("unexpected tensors"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -119,7 +164,10 @@ fn truncated_weights_are_refused() {
     for keep in [0, 7, 100, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..keep]).unwrap();
         let e = load_err(dir.path());
-        assert!(e.contains("model.safetensors") && e.contains("safetensors"), "{keep}: {e}");
+        assert!(
+            e.contains("model.safetensors") && e.contains("safetensors"),
+            "{keep}: {e}"
+        );
     }
 }
 
@@ -127,9 +175,14 @@ fn truncated_weights_are_refused() {
 fn nan_weights_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let m = saved(ModelConfig::Dense(DenseAeConfig::mnist()), dir.path());
-    let (_, var) = m.named_vars().into_iter().find(|(n, _)| n == "latent.proj.bias").unwrap();
+    let (_, var) = m
+        .named_vars()
+        .into_iter()
+        .find(|(n, _)| n == "latent.proj.bias")
+        .unwrap();
     var.set(&(var.as_tensor() * f64::NAN).unwrap()).unwrap();
-    m.save_weights(&dir.path().join("model.safetensors")).unwrap();
+    m.save_weights(&dir.path().join("model.safetensors"))
+        .unwrap();
     let e = load_err(dir.path());
     assert!(e.contains("latent.proj.bias") && e.contains("NaN"), "{e}");
 }
@@ -141,16 +194,31 @@ fn bad_config_files_are_refused_with_the_reason() {
     let cfg = dir.path().join("config.json");
     let original = std::fs::read_to_string(&cfg).unwrap();
     let cases = [
-        (original.replace("\"format_version\": 1", "\"format_version\": 99"), "newer"),
-        (original.replace("\"format_version\": 1,", ""), "format_version"),
-        (original.replace("\"height\": 28", "\"height\": 28, \"heigth\": 3"), "heigth"),
-        (original.replace("\"kernel_size\": 3", "\"kernel_size\": 4"), "kernel_size"),
+        (
+            original.replace("\"format_version\": 1", "\"format_version\": 99"),
+            "newer",
+        ),
+        (
+            original.replace("\"format_version\": 1,", ""),
+            "format_version",
+        ),
+        (
+            original.replace("\"height\": 28", "\"height\": 28, \"heigth\": 3"),
+            "heigth",
+        ),
+        (
+            original.replace("\"kernel_size\": 3", "\"kernel_size\": 4"),
+            "kernel_size",
+        ),
         (original[..original.len() / 2].to_string(), "JSON"),
     ];
     for (text, needle) in cases {
         std::fs::write(&cfg, &text).unwrap();
         let e = load_err(dir.path());
-        assert!(e.contains("config.json") && e.contains(needle), "{needle}: {e}");
+        assert!(
+            e.contains("config.json") && e.contains(needle),
+            "{needle}: {e}"
+        );
     }
     std::fs::remove_file(&cfg).unwrap();
     assert!(load_err(dir.path()).contains("config.json"));

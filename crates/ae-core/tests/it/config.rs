@@ -13,7 +13,9 @@ fn toml_model_config_parses_with_defaults() {
         latent = { kind = "spatial", channels = 8 }
     "#;
     let cfg: ModelConfig = toml::from_str(text).unwrap();
-    let ModelConfig::Conv(c) = &cfg else { panic!("kind") };
+    let ModelConfig::Conv(c) = &cfg else {
+        panic!("kind")
+    };
     assert_eq!(c.kernel_size, 3);
     assert!(!c.variational);
     assert_eq!(c.latent, ConvLatent::Spatial { channels: 8 });
@@ -27,7 +29,9 @@ fn unknown_fields_are_rejected_everywhere() {
     let e = toml::from_str::<ModelConfig>(top).unwrap_err().to_string();
     assert!(e.contains("latnet"), "{e}");
     let nested = "kind = \"conv\"\nin_channels = 1\nheight = 8\nwidth = 8\nchannels = [2]\nlatent = { kind = \"dense\", dim = 2, size = 3 }\n";
-    let e = toml::from_str::<ModelConfig>(nested).unwrap_err().to_string();
+    let e = toml::from_str::<ModelConfig>(nested)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("size"), "{e}");
     let kind = "kind = \"transformer\"\n";
     assert!(toml::from_str::<ModelConfig>(kind).is_err());

@@ -215,7 +215,12 @@ fn mnist_conv_matches_the_reference_parameter_count() {
 #[test]
 fn odd_and_mixed_parity_sides_reconstruct_exactly() {
     for (h, w) in [(28, 28), (27, 28), (28, 27), (1, 1), (5, 64), (33, 17)] {
-        let cfg = ConvAeConfig { height: h, width: w, channels: vec![4, 4, 4], ..ConvAeConfig::mnist() };
+        let cfg = ConvAeConfig {
+            height: h,
+            width: w,
+            channels: vec![4, 4, 4],
+            ..ConvAeConfig::mnist()
+        };
         let m = model(ModelConfig::Conv(cfg), 0);
         let x = batch(&[2, 1, h, w], 0);
         let out = m.forward(&x, Mode::Eval).unwrap();

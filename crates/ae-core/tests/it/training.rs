@@ -25,7 +25,13 @@ fn ramps(dims: &[usize], seed: u64) -> Tensor {
 
 #[test]
 fn a_few_adam_steps_lower_the_loss_for_every_preset() {
-    for name in ["mnist-conv", "mnist-conv-vae", "mnist-dense", "mnist-dense-vae", "nab-conv1d"] {
+    for name in [
+        "mnist-conv",
+        "mnist-conv-vae",
+        "mnist-dense",
+        "mnist-dense-vae",
+        "nab-conv1d",
+    ] {
         let m = model(ModelConfig::preset(name).unwrap(), 0);
         let x = ramps(&batch_dims(&m, 16), 1);
         let mut opt = candle_nn::AdamW::new_lr(m.trainable_vars(), 5e-3).unwrap();
@@ -33,7 +39,12 @@ fn a_few_adam_steps_lower_the_loss_for_every_preset() {
         let mut losses = Vec::new();
         for _ in 0..20 {
             let out = m.forward(&x, Mode::Train(&mut rng)).unwrap();
-            let mut loss = (&out.reconstruction - &x).unwrap().sqr().unwrap().mean_all().unwrap();
+            let mut loss = (&out.reconstruction - &x)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .mean_all()
+                .unwrap();
             if let Latent::Gaussian { mu, logvar, .. } = &out.latent {
                 let kl = ((mu.sqr().unwrap() + logvar.exp().unwrap()).unwrap() - logvar).unwrap();
                 let kl = (kl - 1.0).unwrap().mean_all().unwrap();

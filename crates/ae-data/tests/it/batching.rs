@@ -5,7 +5,13 @@ use candle_core::Device;
 
 fn ramp(n: usize, d: usize) -> Dataset {
     let data = (0..n * d).map(|i| i as f32).collect();
-    Dataset::new("ramp", vec![d], data, Some((0..n as u32).map(|i| i % 3).collect())).unwrap()
+    Dataset::new(
+        "ramp",
+        vec![d],
+        data,
+        Some((0..n as u32).map(|i| i % 3).collect()),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -29,11 +35,20 @@ fn batches_cover_the_set_in_seeded_order() {
 #[test]
 fn batch_tensors_have_the_sample_shape() {
     let d = Dataset::new("imgs", vec![1, 2, 3], vec![0.5; 5 * 6], None).unwrap();
-    let batches: Vec<_> = d.batches(2, None, false, &Device::Cpu).unwrap().collect::<Result<_, _>>().unwrap();
+    let batches: Vec<_> = d
+        .batches(2, None, false, &Device::Cpu)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(batches.len(), 3);
     assert_eq!(batches[0].inputs.dims(), &[2, 1, 2, 3]);
     assert_eq!(batches[2].inputs.dims(), &[1, 1, 2, 3]);
-    let b = &ramp(6, 2).batches(4, None, false, &Device::Cpu).unwrap().next().unwrap().unwrap();
+    let b = &ramp(6, 2)
+        .batches(4, None, false, &Device::Cpu)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(b.inputs.to_vec2::<f32>().unwrap()[1], [2.0, 3.0]);
     assert_eq!(b.labels.as_deref(), Some(&[0, 1, 2, 0][..]));
 }
@@ -54,14 +69,24 @@ fn split_is_seeded_and_disjoint() {
 #[test]
 fn normalizers_fit_apply_invert_and_serialise() {
     let d = ramp(5, 2); // values 0..10
-    for (kind, per) in [(NormKind::MinMax, false), (NormKind::Standardize, false), (NormKind::MinMax, true)] {
+    for (kind, per) in [
+        (NormKind::MinMax, false),
+        (NormKind::Standardize, false),
+        (NormKind::MinMax, true),
+    ] {
         let n = Normalizer::fit(kind, &d, per).unwrap();
         let mut x = d.clone();
         n.apply_to(&mut x).unwrap();
         match kind {
             NormKind::MinMax => {
-                let (lo, hi) = x.data().iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-                assert!((lo - 0.0).abs() < 1e-6 && (hi - 1.0).abs() < 1e-6, "{lo} {hi}");
+                let (lo, hi) = x
+                    .data()
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                assert!(
+                    (lo - 0.0).abs() < 1e-6 && (hi - 1.0).abs() < 1e-6,
+                    "{lo} {hi}"
+                );
             }
             _ => {
                 let m = x.data().iter().sum::<f32>() / 10.0;
@@ -78,7 +103,11 @@ fn normalizers_fit_apply_invert_and_serialise() {
             assert!((a - b).abs() < 1e-4);
         }
     }
-    let wrong = Normalizer { kind: NormKind::MinMax, offset: vec![0.0; 3], scale: vec![1.0; 3] };
+    let wrong = Normalizer {
+        kind: NormKind::MinMax,
+        offset: vec![0.0; 3],
+        scale: vec![1.0; 3],
+    };
     assert!(wrong.apply(&mut [0.0; 4], 2).is_err());
 }
 

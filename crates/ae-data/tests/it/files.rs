@@ -3,7 +3,9 @@
 use ae_data::{ABNORMAL, ColorMode, NORMAL, load_csv_vectors, load_image_folder, load_series_csv};
 
 fn png(path: &std::path::Path, w: u32, h: u32, v: u8) {
-    image::GrayImage::from_pixel(w, h, image::Luma([v])).save(path).unwrap();
+    image::GrayImage::from_pixel(w, h, image::Luma([v]))
+        .save(path)
+        .unwrap();
 }
 
 #[test]
@@ -22,12 +24,19 @@ fn image_folder_with_labels_and_sizes() {
     assert_eq!(rgb.sample_dims(), &[3, 4, 4]);
 
     png(&dir.path().join("abnormal/d.png"), 9, 6, 0);
-    let e = load_image_folder(dir.path(), ColorMode::Gray, None).unwrap_err().to_string();
-    assert!(e.contains("d.png") && e.contains("9x6") && e.contains("8x6"), "{e}");
+    let e = load_image_folder(dir.path(), ColorMode::Gray, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("d.png") && e.contains("9x6") && e.contains("8x6"),
+        "{e}"
+    );
     assert!(load_image_folder(dir.path(), ColorMode::Gray, Some((8, 6))).is_ok());
 
     std::fs::write(dir.path().join("normal/broken.png"), b"not a png").unwrap();
-    let e = load_image_folder(dir.path(), ColorMode::Gray, Some((8, 6))).unwrap_err().to_string();
+    let e = load_image_folder(dir.path(), ColorMode::Gray, Some((8, 6)))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("broken.png"), "{e}");
 }
 
@@ -40,12 +49,25 @@ fn csv_vectors_with_a_label_column_and_bad_values() {
     assert_eq!(d.sample_dims(), &[2]);
     assert_eq!(d.data(), &[1.0, 2.0, 3.0, 4.5]);
     assert_eq!(d.labels().unwrap(), &[0, 1]);
-    assert!(load_csv_vectors(&p, Some("nope")).unwrap_err().to_string().contains("nope"));
+    assert!(
+        load_csv_vectors(&p, Some("nope"))
+            .unwrap_err()
+            .to_string()
+            .contains("nope")
+    );
     std::fs::write(&p, "a,b\n1,2\n3,x\n").unwrap();
     let e = load_csv_vectors(&p, None).unwrap_err().to_string();
-    assert!(e.contains("v.csv") && e.contains("line 3") && e.contains("`x`"), "{e}");
+    assert!(
+        e.contains("v.csv") && e.contains("line 3") && e.contains("`x`"),
+        "{e}"
+    );
     std::fs::write(&p, "a,b\n1,NaN\n").unwrap();
-    assert!(load_csv_vectors(&p, None).unwrap_err().to_string().contains("not finite"));
+    assert!(
+        load_csv_vectors(&p, None)
+            .unwrap_err()
+            .to_string()
+            .contains("not finite")
+    );
 }
 
 #[test]
@@ -58,7 +80,10 @@ fn series_windows_keep_their_start_times_and_labels() {
     }
     std::fs::write(&p, text).unwrap();
     let s = load_series_csv(&p).unwrap();
-    let spans = [("2020-01-01 00:12:00".to_string(), "2020-01-01 00:13:00".to_string())];
+    let spans = [(
+        "2020-01-01 00:12:00".to_string(),
+        "2020-01-01 00:13:00".to_string(),
+    )];
     let w = s.windows(5, 3, Some(&spans)).unwrap();
     assert_eq!(w.len(), 6); // starts 0, 3, 6, 9, 12, 15
     assert_eq!(w.sample_dims(), &[1, 5]);

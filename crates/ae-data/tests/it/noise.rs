@@ -16,12 +16,22 @@ fn kind() -> impl Strategy<Value = (Noise, f32)> {
         Just((Noise::Speckle { sigma: 0.0 }, 1.0)),
         Just((Noise::SaltPepper { p: 0.0 }, 1.0)),
         Just((Noise::MaskPixels { p: 0.0 }, 1.0)),
-        Just((Noise::MaskRects { count: 0, max_side: 9 }, 8.0)),
+        Just((
+            Noise::MaskRects {
+                count: 0,
+                max_side: 9
+            },
+            8.0
+        )),
     ]
 }
 
 fn mean_abs(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs())).sum::<f64>() / a.len() as f64
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .sum::<f64>()
+        / a.len() as f64
 }
 
 proptest! {
@@ -70,17 +80,37 @@ proptest! {
 #[test]
 fn invalid_strengths_are_errors() {
     let mut x = vec![0.5; 784];
-    assert!(Noise::SaltPepper { p: 1.5 }.apply(&mut x, &DIMS, (0.0, 1.0), &mut rng(0)).is_err());
-    assert!(Noise::Gaussian { sigma: f32::NAN }.apply(&mut x, &DIMS, (0.0, 1.0), &mut rng(0)).is_err());
-    assert!(Noise::Gaussian { sigma: 0.1 }.apply(&mut x[..700], &DIMS, (0.0, 1.0), &mut rng(0)).is_err());
+    assert!(
+        Noise::SaltPepper { p: 1.5 }
+            .apply(&mut x, &DIMS, (0.0, 1.0), &mut rng(0))
+            .is_err()
+    );
+    assert!(
+        Noise::Gaussian { sigma: f32::NAN }
+            .apply(&mut x, &DIMS, (0.0, 1.0), &mut rng(0))
+            .is_err()
+    );
+    assert!(
+        Noise::Gaussian { sigma: 0.1 }
+            .apply(&mut x[..700], &DIMS, (0.0, 1.0), &mut rng(0))
+            .is_err()
+    );
 }
 
 #[test]
 fn rectangles_mask_one_dimensional_signals_too() {
     let mut x = vec![1.0; 2 * 50];
-    Noise::MaskRects { count: 2, max_side: 5 }.apply(&mut x, &[2, 50], (0.0, 1.0), &mut rng(0)).unwrap();
+    Noise::MaskRects {
+        count: 2,
+        max_side: 5,
+    }
+    .apply(&mut x, &[2, 50], (0.0, 1.0), &mut rng(0))
+    .unwrap();
     let zeros = x.iter().filter(|&&v| v == 0.0).count();
     assert!(zeros > 0 && zeros <= 2 * 2 * 5);
     // Channels are masked together.
-    assert_eq!(x[..50].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), x[50..].iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        x[..50].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        x[50..].iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
 }

@@ -1,0 +1,185 @@
+//! The subcommands.
+
+use std::path::{Path, PathBuf};
+
+use ae_core::{Encoder, Model, ModelConfig};
+use ae_train::{TrainConfig, TrainOptions, TrainReport, files};
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+
+fn device() -> Device {
+    Device::Cpu
+}
+
+fn print_report(r: &TrainReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    let d = r.run_dir.display();
+    println!("run directory: {d}");
+    println!("data:          {}", r.data);
+    println!(
+        "epochs:        {}{} (best: epoch {}, validation loss {:.6})",
+        r.epochs,
+        if r.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        },
+        r.best_epoch,
+        r.best_val_loss
+    );
+    println!(
+        "test MSE:      {:.6} per value ({:.3} per sample), PSNR {:.2} dB on {} samples",
+        r.test.mse, r.test.sse_per_sample, r.test.psnr, r.test.samples
+    );
+    if let Some(e) = r.test.neg_elbo {
+        println!("test -ELBO:    {e:.3} per sample");
+    }
+    println!(
+        "plots:         {d}/{} {d}/{}",
+        files::LOSS_PNG,
+        files::RECON_PNG
+    );
+    Ok(())
+}
+
+pub fn train(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+    epochs: Option<usize>,
+    resume: Option<PathBuf>,
+    json: bool,
+    quiet: bool,
+) -> Result<()> {
+    let cfg = config.as_deref().map(TrainConfig::from_file).transpose()?;
+    let opts = TrainOptions {
+        out,
+        data_dir,
+        epochs,
+        quiet,
+        device: device(),
+    };
+    let report = match resume {
+        Some(dir) => ae_train::resume(&dir, cfg.as_ref(), &opts)
+            .with_context(|| format!("cannot resume {}", dir.display()))?,
+        None => {
+            let cfg = cfg.expect("clap requires --config without --resume");
+            ae_train::train(cfg, &opts)?
+        }
+    };
+    print_report(&report, json)
+}
+
+fn load_run(dir: &Path) -> Result<(TrainConfig, Model)> {
+    let cfg = TrainConfig::from_file(&dir.join(files::CONFIG))
+        .with_context(|| format!("{} is not a training run directory", dir.display()))?;
+    let model = Model::load(dir, &device())?;
+    Ok((cfg, model))
+}
+
+pub fn eval(dir: &Path, data_dir: Option<PathBuf>, json: bool) -> Result<()> {
+    let (cfg, model) = load_run(dir)?;
+    let data = ae_train::prepare(&cfg.data, &cfg.model, cfg.seed, data_dir.as_deref())?;
+    let saved: ae_data::Normalizer = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(files::NORMALIZER))
+            .with_context(|| format!("reading {}", dir.join(files::NORMALIZER).display()))?,
+    )
+    .with_context(|| {
+        format!(
+            "{}: invalid normaliser",
+            dir.join(files::NORMALIZER).display()
+        )
+    })?;
+    if saved != data.normalizer {
+        bail!(
+            "{}: the data differ from those the model was trained on (normalisation statistics do not match)",
+            dir.display()
+        );
+    }
+    let range = data
+        .train
+        .input
+        .data()
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let noise = cfg.data.noise.as_ref().map(|n| (n, range));
+    let m = ae_train::evaluate(
+        &model,
+        &data.test,
+        cfg.train.loss,
+        cfg.train.beta,
+        noise,
+        cfg.seed ^ 0x7E57,
+        512,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&m)?);
+    } else {
+        println!("test samples: {}", m.samples);
+        println!(
+            "MSE:          {:.6} per value, {:.3} per sample",
+            m.mse, m.sse_per_sample
+        );
+        println!("PSNR:         {:.2} dB", m.psnr);
+        if let Some(e) = m.neg_elbo {
+            println!(
+                "-ELBO:        {e:.3} per sample (KL {:.3})",
+                m.kl.unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn inspect(dir: &Path, json: bool) -> Result<()> {
+    let model = Model::load(dir, &device())?;
+    let info = serde_json::json!({
+        "kind": model.config().kind(),
+        "variational": model.config().is_variational(),
+        "input_dims": model.input_dims(),
+        "latent_dims": model.latent_dims(),
+        "parameters": model.num_parameters(),
+        "model": model.config(),
+    });
+    if json {
+        println!("{info}");
+    } else {
+        println!(
+            "kind:        {}{}",
+            model.config().kind(),
+            if model.config().is_variational() {
+                " (variational)"
+            } else {
+                ""
+            }
+        );
+        println!("input:       N x {:?}", model.input_dims());
+        println!("latent:      N x {:?}", model.latent_dims());
+        println!("parameters:  {}", model.num_parameters());
+        println!(
+            "config:      {}",
+            serde_json::to_string_pretty(model.config())?
+        );
+    }
+    Ok(())
+}
+
+pub fn presets() -> Result<()> {
+    println!("{:<18} {:>10}  {:<16} latent", "preset", "params", "input");
+    for name in ae_core::PRESETS {
+        let cfg = ModelConfig::preset(name)?;
+        let m = Model::new(cfg.clone(), 0, &device())?;
+        println!(
+            "{name:<18} {:>10}  {:<16} {:?}",
+            m.num_parameters(),
+            format!("{:?}", cfg.input_dims()),
+            cfg.latent_dims()
+        );
+    }
+    Ok(())
+}

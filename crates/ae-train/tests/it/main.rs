@@ -1,0 +1,4 @@
+//! Integration tests of ae-train (one binary).
+
+mod configs;
+mod training;
