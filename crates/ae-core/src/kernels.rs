@@ -1,11 +1,19 @@
 //! How convolutions are computed.
 //!
-//! Every convolution in `ae-core` goes through the two functions here, so a
-//! faster kernel (for example im2col + GEMM on CPU) can replace the computation
-//! without touching any layer or public type. Today they call candle's own ops,
-//! which also serve the `cuda` and `metal` backends.
+//! Every convolution in `ae-core` goes through the two functions here. On the
+//! CPU (f32) they use the fast kernels of [`crate::cpu`]; elsewhere (CUDA,
+//! Metal, other dtypes) candle's own ops. Set `AE_CANDLE_CONV=1` to force
+//! candle's ops on the CPU too (for comparisons).
 
 use candle_core::{Result, Tensor};
+
+/// Whether to use the fast CPU kernels for `x`.
+fn fast(x: &Tensor) -> bool {
+    static CANDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let forced =
+        *CANDLE.get_or_init(|| std::env::var_os("AE_CANDLE_CONV").is_some_and(|v| v == "1"));
+    !forced && crate::cpu::applies(x)
+}
 
 /// Reshapes a bias of `[C]` so that it broadcasts over `N × C × spatial…`.
 fn bias_shape(bias: &Tensor, rank: usize) -> Result<Tensor> {
@@ -28,6 +36,20 @@ pub(crate) fn conv(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    if fast(x) {
+        return crate::cpu::conv(x, weight, bias, stride, padding);
+    }
+    candle_conv(x, weight, bias, stride, padding)
+}
+
+/// [`conv`] with candle's own ops.
+pub(crate) fn candle_conv(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
     let y = match x.rank() {
         3 => x.conv1d(weight, padding, stride, 1, 1)?,
         4 => x.conv2d(weight, padding, stride, 1, 1)?,
@@ -43,6 +65,21 @@ pub(crate) fn conv(
 /// `Cin × Cout × kh × kw`; `bias`: `Cout`. Returns `N × Cout × …` with
 /// `n' = (n − 1)·stride − 2·padding + k + output_padding`.
 pub(crate) fn conv_transpose(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    if fast(x) {
+        return crate::cpu::conv_transpose(x, weight, bias, stride, padding, output_padding);
+    }
+    candle_conv_transpose(x, weight, bias, stride, padding, output_padding)
+}
+
+/// [`conv_transpose`] with candle's own ops.
+pub(crate) fn candle_conv_transpose(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
@@ -156,7 +193,7 @@ mod tests {
             let x = rand(&[2, 3, n], 1);
             let w = rand(&[3, 4, k], 2);
             let b = Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap();
-            let ours = conv_transpose(&x, &w, &b, stride, pad, op).unwrap();
+            let ours = candle_conv_transpose(&x, &w, &b, stride, pad, op).unwrap();
             let theirs = x.conv_transpose1d(&w, pad, op, stride, 1, 1).unwrap();
             assert_eq!(ours.dims(), theirs.dims());
             assert!(max_diff(&ours, &theirs) < 1e-5);
@@ -169,5 +206,279 @@ mod tests {
             assert_eq!(cropped.dims(), direct.dims());
             assert!(max_diff(&cropped, &direct) < 1e-5);
         }
+    }
+}
+
+#[cfg(test)]
+mod fast_tests {
+    //! The fast CPU kernels against candle's own ops and against a direct
+    //! loop oracle: forward values and the gradients of input, weight and
+    //! bias, on random shapes. candle's own backward passes are wrong or panic
+    //! for some shapes (a stride that does not divide the padded input, inputs
+    //! of length 1), so gradients are compared with candle where it is right
+    //! and with the oracle everywhere.
+
+    use super::*;
+    use candle_core::{Device, Var};
+    use proptest::prelude::*;
+
+    fn rand(dims: &[usize], seed: u64) -> Tensor {
+        crate::init::randn(&mut crate::init::rng(seed), dims, &Device::Cpu).unwrap()
+    }
+
+    fn v(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) -> std::result::Result<(), TestCaseError> {
+        prop_assert_eq!(a.len(), b.len(), "{}", what);
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (x, y) in a.iter().zip(b) {
+            prop_assert!(
+                (x - y).abs() <= 1e-4 * scale,
+                "{}: {} vs {} (scale {})",
+                what,
+                x,
+                y,
+                scale
+            );
+        }
+        Ok(())
+    }
+
+    /// (output, d input, d weight, d bias) of `sum(k(x, w, b) · r)`.
+    type Grads = (Vec<usize>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
+    fn run(
+        k: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        seed: u64,
+    ) -> Grads {
+        let (xv, wv, bv) = (
+            Var::from_tensor(x).unwrap(),
+            Var::from_tensor(w).unwrap(),
+            Var::from_tensor(b).unwrap(),
+        );
+        let y = k(xv.as_tensor(), wv.as_tensor(), bv.as_tensor()).unwrap();
+        let r = rand(y.dims(), seed);
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grad = |t: &Var| v(g.get(t.as_tensor()).unwrap());
+        (y.dims().to_vec(), v(&y), grad(&xv), grad(&wv), grad(&bv))
+    }
+
+    /// Direct loops over a 2-D (de)convolution: the oracle. 1-D inputs are
+    /// `N × C × 1 × L` with kernels of height 1, stride and padding 1 and 0
+    /// along the height.
+    #[allow(clippy::too_many_arguments)]
+    fn oracle(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        s: (usize, usize),
+        p: (usize, usize),
+        op: (usize, usize),
+        transposed: bool,
+        seed: u64,
+    ) -> Grads {
+        let one_d = x.rank() == 3;
+        let x4 = if one_d {
+            x.unsqueeze(2).unwrap()
+        } else {
+            x.clone()
+        };
+        let w4 = if one_d {
+            w.unsqueeze(2).unwrap()
+        } else {
+            w.clone()
+        };
+        let (n, ci, h, wd) = x4.dims4().unwrap();
+        let (kh, kw) = (w4.dim(2).unwrap(), w4.dim(3).unwrap());
+        let co = if transposed {
+            w4.dim(1).unwrap()
+        } else {
+            w4.dim(0).unwrap()
+        };
+        let (oh, ow) = if transposed {
+            (
+                (h - 1) * s.0 + kh + op.0 - 2 * p.0,
+                (wd - 1) * s.1 + kw + op.1 - 2 * p.1,
+            )
+        } else {
+            ((h + 2 * p.0 - kh) / s.0 + 1, (wd + 2 * p.1 - kw) / s.1 + 1)
+        };
+        let mut ydims = vec![n, co, oh, ow];
+        if one_d {
+            ydims.remove(2);
+        }
+        let r = v(&rand(&ydims, seed));
+        let (xs, ws, bs) = (v(&x4), v(&w4), v(b));
+        let mut y = vec![0f32; n * co * oh * ow];
+        let (mut dx, mut dw, mut db) = (vec![0f32; xs.len()], vec![0f32; ws.len()], vec![0f32; co]);
+        for b_ in 0..n {
+            for o in 0..co {
+                for i in 0..oh * ow {
+                    y[(b_ * co + o) * oh * ow + i] = bs[o];
+                    db[o] += r[(b_ * co + o) * oh * ow + i];
+                }
+                for c in 0..ci {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let wi = if transposed {
+                                ((c * co + o) * kh + ky) * kw + kx
+                            } else {
+                                ((o * ci + c) * kh + ky) * kw + kx
+                            };
+                            // Pairs (input position, output position) the kernel tap links.
+                            let (outer_h, outer_w) = if transposed { (h, wd) } else { (oh, ow) };
+                            for a in 0..outer_h {
+                                for bb in 0..outer_w {
+                                    let (iy, ix, yy, yx) = if transposed {
+                                        let (yy, yx) = (
+                                            (a * s.0 + ky) as isize - p.0 as isize,
+                                            (bb * s.1 + kx) as isize - p.1 as isize,
+                                        );
+                                        (a as isize, bb as isize, yy, yx)
+                                    } else {
+                                        let (iy, ix) = (
+                                            (a * s.0 + ky) as isize - p.0 as isize,
+                                            (bb * s.1 + kx) as isize - p.1 as isize,
+                                        );
+                                        (iy, ix, a as isize, bb as isize)
+                                    };
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= h as isize
+                                        || ix >= wd as isize
+                                        || yy < 0
+                                        || yx < 0
+                                        || yy >= oh as isize
+                                        || yx >= ow as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((b_ * ci + c) * h + iy as usize) * wd + ix as usize;
+                                    let yi = ((b_ * co + o) * oh + yy as usize) * ow + yx as usize;
+                                    y[yi] += ws[wi] * xs[xi];
+                                    dx[xi] += ws[wi] * r[yi];
+                                    dw[wi] += xs[xi] * r[yi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (ydims, y, dx, dw, db)
+    }
+
+    fn same(
+        a: &Grads,
+        b: &Grads,
+        what: &str,
+        grads: bool,
+    ) -> std::result::Result<(), TestCaseError> {
+        prop_assert_eq!(&a.0, &b.0, "{} output shape", what);
+        close(&a.1, &b.1, &format!("{what} forward"))?;
+        if grads {
+            close(&a.2, &b.2, &format!("{what} input gradient"))?;
+            close(&a.3, &b.3, &format!("{what} weight gradient"))?;
+            close(&a.4, &b.4, &format!("{what} bias gradient"))?;
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn conv2d_matches(n in 1usize..4, cin in 1usize..4, cout in 1usize..4, h in 1usize..10, w in 1usize..10,
+                          k in prop::sample::select(vec![1usize, 3, 5]), stride in 1usize..4, pad in 0usize..3, seed: u64) {
+            let pad = pad.min(k / 2);
+            prop_assume!(h + 2 * pad >= k && w + 2 * pad >= k);
+            let (x, wt, b) = (rand(&[n, cin, h, w], seed), rand(&[cout, cin, k, k], seed + 1), rand(&[cout], seed + 2));
+            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad), &x, &wt, &b, seed);
+            same(&fast, &oracle(&x, &wt, &b, (stride, stride), (pad, pad), (0, 0), false, seed), "oracle", true)?;
+            if (h + 2 * pad - k) % stride == 0 && (w + 2 * pad - k) % stride == 0 {
+                same(&fast, &run(&|x, w, b| candle_conv(x, w, b, stride, pad), &x, &wt, &b, seed), "candle", true)?;
+            } else {
+                close(&fast.1, &v(&candle_conv(&x, &wt, &b, stride, pad).unwrap()), "candle forward")?;
+            }
+            // No input gradient when the input is plain data.
+            let y = crate::cpu::conv(&x, &Var::from_tensor(&wt).unwrap(), &b, stride, pad).unwrap();
+            prop_assert!(y.sum_all().unwrap().backward().unwrap().get(&x).is_none());
+        }
+
+        #[test]
+        fn conv1d_matches(n in 1usize..4, cin in 1usize..4, cout in 1usize..4, l in 1usize..20,
+                          k in prop::sample::select(vec![1usize, 3, 5, 7]), stride in 1usize..4, seed: u64) {
+            let pad = k / 2;
+            let (x, wt, b) = (rand(&[n, cin, l], seed), rand(&[cout, cin, k], seed + 1), rand(&[cout], seed + 2));
+            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad), &x, &wt, &b, seed);
+            same(&fast, &oracle(&x, &wt, &b, (1, stride), (0, pad), (0, 0), false, seed), "oracle", true)?;
+            // candle's conv1d input gradient is wrong for some shapes (k = 1
+            // with several output channels): compare its forward only.
+            close(&fast.1, &v(&candle_conv(&x, &wt, &b, stride, pad).unwrap()), "candle forward")?;
+        }
+
+        #[test]
+        fn conv_transpose2d_matches(n in 1usize..4, cin in 1usize..4, cout in 1usize..4, h in 1usize..8, w in 1usize..8,
+                                    k in prop::sample::select(vec![1usize, 3, 5]), stride in 1usize..4, pad in 0usize..3,
+                                    op in 0usize..3, seed: u64) {
+            let pad = pad.min(k / 2);
+            let op = op.min(stride - 1);
+            prop_assume!((h - 1) * stride + k + op > 2 * pad && (w - 1) * stride + k + op > 2 * pad);
+            let (x, wt, b) = (rand(&[n, cin, h, w], seed), rand(&[cin, cout, k, k], seed + 1), rand(&[cout], seed + 2));
+            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
+            same(&fast, &oracle(&x, &wt, &b, (stride, stride), (pad, pad), (op, op), true, seed), "oracle", true)?;
+            let reference = run(&|x, w, b| candle_conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
+            same(&fast, &reference, "candle", true)?;
+        }
+
+        #[test]
+        fn conv_transpose1d_matches(n in 1usize..4, cin in 1usize..4, cout in 1usize..4, l in 1usize..16,
+                                    k in prop::sample::select(vec![1usize, 3, 5]), stride in 1usize..4, op in 0usize..3, seed: u64) {
+            let pad = k / 2;
+            let op = op.min(stride - 1);
+            prop_assume!((l - 1) * stride + k + op > 2 * pad);
+            let (x, wt, b) = (rand(&[n, cin, l], seed), rand(&[cin, cout, k], seed + 1), rand(&[cout], seed + 2));
+            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
+            same(&fast, &oracle(&x, &wt, &b, (1, stride), (0, pad), (0, op), true, seed), "oracle", true)?;
+            let reference = run(&|x, w, b| candle_conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
+            same(&fast, &reference, "candle", true)?;
+        }
+    }
+
+    #[test]
+    fn big_batches_split_across_threads_agree() {
+        let (x, wt, b) = (
+            rand(&[37, 3, 12, 12], 1),
+            rand(&[5, 3, 3, 3], 2),
+            rand(&[5], 3),
+        );
+        let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, 2, 1), &x, &wt, &b, 4);
+        same(
+            &fast,
+            &oracle(&x, &wt, &b, (2, 2), (1, 1), (0, 0), false, 4),
+            "oracle",
+            true,
+        )
+        .unwrap();
+        let wt = rand(&[3, 5, 3, 3], 5);
+        let fast = run(
+            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 2, 1, 1),
+            &x,
+            &wt,
+            &b,
+            6,
+        );
+        same(
+            &fast,
+            &oracle(&x, &wt, &b, (2, 2), (1, 1), (1, 1), true, 6),
+            "oracle",
+            true,
+        )
+        .unwrap();
     }
 }

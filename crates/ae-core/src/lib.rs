@@ -30,6 +30,7 @@
 pub mod checkpoint;
 mod config;
 mod conv;
+mod cpu;
 mod dense;
 mod error;
 mod init;

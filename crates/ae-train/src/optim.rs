@@ -49,6 +49,10 @@ impl Optimizer {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            // Gradients carry the graph of the step that made them: keep only
+            // their values, or the optimiser state would chain every step's
+            // graph and memory would grow without bound.
+            let g = &g.detach();
             let theta = var.as_detached_tensor();
             let next = match self.config {
                 OptimizerConfig::Adamw {
@@ -242,6 +246,33 @@ mod tests {
         assert!((run(c, 1) - 0.6).abs() < 1e-6);
         assert!((run(c, 2) - 1.38).abs() < 1e-5);
         assert!((run(c, 200) - 3.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn state_keeps_no_graph_between_steps() {
+        // A graph chained through the moments would keep every step alive.
+        let w = Var::new(&[1.0f32, 2.0], &Device::Cpu).unwrap();
+        for c in [
+            OptimizerConfig::default(),
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 0.1,
+                nesterov: true,
+            },
+        ] {
+            let mut o = Optimizer::new(c, vec![("w".into(), w.clone())]).unwrap();
+            for _ in 0..3 {
+                let g = (w.as_tensor() * w.as_tensor())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                o.step(&g, 0.01).unwrap();
+            }
+            assert!(!o.state[0].0.track_op() && !o.state[0].1.track_op());
+        }
     }
 
     #[test]

@@ -92,3 +92,20 @@ fn series_windows_keep_their_start_times_and_labels() {
     assert_eq!(w.labels().unwrap(), &[0, 0, 0, 1, 1, 0]);
     assert!(s.windows(21, 1, None).is_err());
 }
+
+#[test]
+fn an_empty_folder_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
+    let e = load_image_folder(dir.path(), ColorMode::Gray, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&dir.path().display().to_string()) && e.contains("no PNG or JPEG"),
+        "{e}"
+    );
+    let e = load_image_folder(&dir.path().join("absent"), ColorMode::Gray, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("absent"), "{e}");
+}

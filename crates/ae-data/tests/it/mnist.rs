@@ -144,3 +144,62 @@ fn idx_round_trips_raw_and_gzip() {
         assert_eq!(read_idx(&p).unwrap(), idx);
     }
 }
+
+#[test]
+fn label_counts_and_header_counts_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("t10k-images-idx3-ubyte.gz");
+    let lab = dir.path().join("t10k-labels-idx1-ubyte.gz");
+    write_idx(
+        &img,
+        &Idx {
+            dims: vec![10_000, 28, 28],
+            data: vec![0; 10_000 * 784],
+        },
+        true,
+    )
+    .unwrap();
+    write_idx(
+        &lab,
+        &Idx {
+            dims: vec![9_999],
+            data: vec![0; 9_999],
+        },
+        true,
+    )
+    .unwrap();
+    let e = Mnist::load(dir.path(), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t10k-labels-idx1-ubyte.gz") && e.contains("10000 labels") && e.contains("9999"),
+        "{e}"
+    );
+    // A header that promises more images than the file holds.
+    let mut bytes = ae_data::idx::encode_idx(&Idx {
+        dims: vec![3, 28, 28],
+        data: vec![0; 3 * 784],
+    });
+    bytes[7] = 4; // n = 4
+    let raw = dir.path().join("x-idx3-ubyte");
+    std::fs::write(&raw, &bytes).unwrap();
+    let e = read_idx(&raw).unwrap_err().to_string();
+    assert!(
+        e.contains("x-idx3-ubyte") && e.contains("truncated") && e.contains("[4, 28, 28]"),
+        "{e}"
+    );
+    // Labels out of range.
+    write_idx(
+        &lab,
+        &Idx {
+            dims: vec![10_000],
+            data: vec![10; 10_000],
+        },
+        true,
+    )
+    .unwrap();
+    let e = Mnist::load(dir.path(), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("0 to 9") && e.contains("10"), "{e}");
+}

@@ -1,0 +1,691 @@
+//! Fast CPU convolutions: im2col / col2im and one GEMM per image, forward and
+//! backward, as candle custom ops.
+//!
+//! candle's CPU convolutions are slow for training: its transposed
+//! convolution is a plain loop, it computes an input gradient even for the
+//! data, and a bias gradient through a multi-axis `sum_keepdim` costs more
+//! than the convolution. Here each layer is one op whose forward computes
+//! `W · im2col(x) + b` (or `col2im(Wᵀ · x) + b` for a transposed convolution)
+//! and whose backward computes the weight, bias and (only when the input
+//! needs it) input gradients in one pass over the batch. Images are spread
+//! over rayon's threads, each with its own column buffer and gradient
+//! accumulators; a batch smaller than the thread count parallelises inside the
+//! GEMM instead. 1-D convolutions run as 2-D ones of height 1.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// How a `C × H × W` image maps to columns `C·kh·kw × oh·ow`:
+/// `col[(c·kh + ky)·kw + kx, oy·ow + ox] = img[c, oy·sh − ph + ky, ox·sw − pw + kx]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Geom {
+    fn rows(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    fn cols(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    fn image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+/// Fills `col` (`rows × cols`) from `img`.
+pub(crate) fn im2col(img: &[f32], g: &Geom, col: &mut [f32]) {
+    let p = g.cols();
+    for c in 0..g.c {
+        let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &mut col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                for oy in 0..g.oh {
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let ix = (ox * g.sw + kx) as isize - g.pw as isize;
+                        *o = if ix < 0 || ix >= g.w as isize {
+                            0.0
+                        } else {
+                            src[ix as usize]
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col` (`rows × cols`) into `img`: the adjoint of [`im2col`].
+pub(crate) fn col2im(col: &[f32], g: &Geom, img: &mut [f32]) {
+    let p = g.cols();
+    for c in 0..g.c {
+        let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                for oy in 0..g.oh {
+                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    for (ox, &v) in row[oy * g.ow..(oy + 1) * g.ow].iter().enumerate() {
+                        let ix = (ox * g.sw + kx) as isize - g.pw as isize;
+                        if ix >= 0 && ix < g.w as isize {
+                            dst[ix as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A row-major matrix operand: `(data, transposed)`, where a transposed
+/// operand of logical shape `r × c` is stored as `c × r`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    t: bool,
+}
+
+/// `dst (m × n) = [dst +] a (m × k) · b (k × n)`, all row-major.
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    dst: &mut [f32],
+    accumulate: bool,
+    par: Parallelism,
+) {
+    debug_assert!(a.data.len() >= m * k && b.data.len() >= k * n && dst.len() >= m * n);
+    let (a_rs, a_cs) = if a.t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (b_rs, b_cs) = if b.t {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    // SAFETY: the slices hold at least the elements the strides address
+    // (checked above), and `dst` does not alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// GEMM parallelism for a batch of `n` images: across images when there are
+/// enough of them, inside each GEMM otherwise.
+fn inner_par(n: usize) -> Parallelism {
+    let t = threads();
+    if n >= t || t == 1 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(t)
+    }
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("{what}: the fast CPU convolution needs f32")
+    };
+    if !l.is_contiguous() {
+        bail!("{what}: the fast CPU convolution needs a contiguous tensor");
+    }
+    Ok(&v[l.start_offset()..l.start_offset() + l.shape().elem_count()])
+}
+
+/// Splits `0..n` into at most `threads()` contiguous chunks.
+fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
+    let t = threads().min(n.max(1));
+    let per = n.div_ceil(t);
+    (0..t)
+        .map(|i| i * per..((i + 1) * per).min(n))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Sums per-thread partial gradients.
+fn reduce(parts: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut it = parts.into_iter();
+    let mut acc = it.next().unwrap_or_default();
+    for p in it {
+        for (a, b) in acc.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    acc
+}
+
+/// Convolution (`transposed = false`) or transposed convolution with bias.
+/// `g` maps the convolution's *larger* side to its smaller one: for a
+/// convolution the input to the output, for a transposed one the output to
+/// the input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvOp {
+    pub g: Geom,
+    pub cin: usize,
+    pub cout: usize,
+    pub transposed: bool,
+    /// 1-D: inputs and outputs are `N × C × L`.
+    pub one_d: bool,
+}
+
+impl ConvOp {
+    fn in_per_image(&self) -> usize {
+        if self.transposed {
+            self.cin * self.g.cols()
+        } else {
+            self.g.image()
+        }
+    }
+
+    fn out_per_image(&self) -> usize {
+        if self.transposed {
+            self.g.image()
+        } else {
+            self.cout * self.g.cols()
+        }
+    }
+
+    fn out_dims(&self, n: usize) -> Vec<usize> {
+        let (h, w) = if self.transposed {
+            (self.g.h, self.g.w)
+        } else {
+            (self.g.oh, self.g.ow)
+        };
+        if self.one_d {
+            vec![n, self.cout, w]
+        } else {
+            vec![n, self.cout, h, w]
+        }
+    }
+
+    /// Forward for one image into `y` (which is overwritten).
+    fn forward_image(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        b: &[f32],
+        y: &mut [f32],
+        col: &mut [f32],
+        par: Parallelism,
+    ) {
+        let g = &self.g;
+        let (k, p) = (g.rows(), g.cols());
+        if self.transposed {
+            // col (K × P) = Wmᵀ (K × Cin) · x (Cin × P); y = col2im(col) + b.
+            matmul(
+                k,
+                p,
+                self.cin,
+                Mat { data: wt, t: true },
+                Mat { data: x, t: false },
+                col,
+                false,
+                par,
+            );
+            y.fill(0.0);
+            col2im(col, g, y);
+            let plane = g.h * g.w;
+            for (c, chunk) in y.chunks_mut(plane).enumerate() {
+                chunk.iter_mut().for_each(|v| *v += b[c]);
+            }
+        } else {
+            // y (Cout × P) = W (Cout × K) · im2col(x) (K × P) + b.
+            im2col(x, g, col);
+            for (c, row) in y.chunks_mut(p).enumerate() {
+                row.fill(b[c]);
+            }
+            matmul(
+                self.cout,
+                p,
+                k,
+                Mat { data: wt, t: false },
+                Mat {
+                    data: col,
+                    t: false,
+                },
+                y,
+                true,
+                par,
+            );
+        }
+    }
+
+    /// Backward for one image: accumulates into `dw` and `db`, writes `dx`
+    /// when given.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_image(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        dw: &mut [f32],
+        db: &mut [f32],
+        col: &mut [f32],
+        par: Parallelism,
+    ) {
+        let g = &self.g;
+        let (k, p) = (g.rows(), g.cols());
+        if self.transposed {
+            // col = im2col(dy) (K × P); dx = Wm (Cin × K) · col; dWm += x (Cin × P) · colᵀ.
+            im2col(dy, g, col);
+            matmul(
+                self.cin,
+                k,
+                p,
+                Mat { data: x, t: false },
+                Mat { data: col, t: true },
+                dw,
+                true,
+                par,
+            );
+            if let Some(dx) = dx {
+                matmul(
+                    self.cin,
+                    p,
+                    k,
+                    Mat { data: wt, t: false },
+                    Mat {
+                        data: col,
+                        t: false,
+                    },
+                    dx,
+                    false,
+                    par,
+                );
+            }
+            let plane = g.h * g.w;
+            for (c, chunk) in dy.chunks(plane).enumerate() {
+                db[c] += chunk.iter().sum::<f32>();
+            }
+        } else {
+            // dW += dy (Cout × P) · im2col(x)ᵀ; dx = col2im(Wᵀ · dy).
+            im2col(x, g, col);
+            matmul(
+                self.cout,
+                k,
+                p,
+                Mat { data: dy, t: false },
+                Mat { data: col, t: true },
+                dw,
+                true,
+                par,
+            );
+            if let Some(dx) = dx {
+                matmul(
+                    k,
+                    p,
+                    self.cout,
+                    Mat { data: wt, t: true },
+                    Mat { data: dy, t: false },
+                    col,
+                    false,
+                    par,
+                );
+                dx.fill(0.0);
+                col2im(col, g, dx);
+            }
+            for (c, row) in dy.chunks(p).enumerate() {
+                db[c] += row.iter().sum::<f32>();
+            }
+        }
+    }
+}
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        if self.transposed {
+            "ae-conv-transpose"
+        } else {
+            "ae-conv"
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, wt, b) = (
+            slice(s1, l1, "input")?,
+            slice(s2, l2, "weight")?,
+            slice(s3, l3, "bias")?,
+        );
+        let n = l1.dims()[0];
+        let (ip, op) = (self.in_per_image(), self.out_per_image());
+        let mut y = vec![0f32; n * op];
+        let colsize = self.g.rows() * self.g.cols();
+        let par = inner_par(n);
+        let ranges = chunks(n);
+        let per_chunk: Vec<(std::ops::Range<usize>, &mut [f32])> = {
+            let mut rest: &mut [f32] = &mut y;
+            let mut v = Vec::new();
+            for r in ranges {
+                let (a, b) = rest.split_at_mut(r.len() * op);
+                v.push((r, a));
+                rest = b;
+            }
+            v
+        };
+        per_chunk.into_par_iter().for_each(|(r, out)| {
+            let mut col = vec![0f32; colsize];
+            for (j, i) in r.enumerate() {
+                self.forward_image(
+                    &x[i * ip..(i + 1) * ip],
+                    wt,
+                    b,
+                    &mut out[j * op..(j + 1) * op],
+                    &mut col,
+                    par,
+                );
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from(self.out_dims(n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        wt: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let need_dx = x.track_op();
+        let dy = dy.contiguous()?;
+        let grads = x.apply_op3_no_bwd(wt, &dy, &ConvBwdOp { op: *self, need_dx })?;
+        let (nx, nw, nb) = (
+            if need_dx { x.elem_count() } else { 0 },
+            wt.elem_count(),
+            b.elem_count(),
+        );
+        let dx = if need_dx {
+            Some(grads.narrow(0, 0, nx)?.reshape(x.dims())?)
+        } else {
+            None
+        };
+        let dw = grads.narrow(0, nx, nw)?.reshape(wt.dims())?;
+        let db = grads.narrow(0, nx + nw, nb)?.reshape(b.dims())?;
+        Ok((dx, Some(dw), Some(db)))
+    }
+}
+
+/// The backward pass of a [`ConvOp`]: inputs `(x, weight, dy)`, output one
+/// flat tensor `[dx (if needed) | dweight | dbias]`.
+struct ConvBwdOp {
+    op: ConvOp,
+    need_dx: bool,
+}
+
+impl CustomOp3 for ConvBwdOp {
+    fn name(&self) -> &'static str {
+        "ae-conv-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = &self.op;
+        let (x, wt, dy) = (
+            slice(s1, l1, "input")?,
+            slice(s2, l2, "weight")?,
+            slice(s3, l3, "output gradient")?,
+        );
+        let n = l1.dims()[0];
+        let (ip, opi) = (op.in_per_image(), op.out_per_image());
+        let (nw, nb) = (wt.len(), op.cout);
+        let colsize = op.g.rows() * op.g.cols();
+        let par = inner_par(n);
+        let mut dx = if self.need_dx {
+            vec![0f32; n * ip]
+        } else {
+            Vec::new()
+        };
+        let ranges = chunks(n);
+        let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::new();
+        {
+            let mut rest: &mut [f32] = &mut dx;
+            for r in &ranges {
+                if self.need_dx {
+                    let (a, b) = rest.split_at_mut(r.len() * ip);
+                    dx_parts.push(Some(a));
+                    rest = b;
+                } else {
+                    dx_parts.push(None);
+                }
+            }
+        }
+        let partials: Vec<Vec<f32>> = ranges
+            .into_par_iter()
+            .zip(dx_parts)
+            .map(|(r, mut dxs)| {
+                let mut col = vec![0f32; colsize];
+                let mut acc = vec![0f32; nw + nb];
+                let (dw, db) = acc.split_at_mut(nw);
+                for (j, i) in r.enumerate() {
+                    let dxi = dxs.as_deref_mut().map(|d| &mut d[j * ip..(j + 1) * ip]);
+                    op.backward_image(
+                        &x[i * ip..(i + 1) * ip],
+                        wt,
+                        &dy[i * opi..(i + 1) * opi],
+                        dxi,
+                        dw,
+                        db,
+                        &mut col,
+                        par,
+                    );
+                }
+                acc
+            })
+            .collect();
+        let mut out = dx;
+        out.extend(reduce(partials));
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
+/// Whether the fast path applies: f32 on the CPU.
+pub(crate) fn applies(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+}
+
+/// Convolution with bias through [`ConvOp`].
+///
+/// # Shapes
+/// As [`crate::kernels::conv`].
+pub(crate) fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let one_d = x.rank() == 3;
+    let cin = x.dim(1)?;
+    let (h, wd) = if one_d {
+        (1, x.dim(2)?)
+    } else {
+        (x.dim(2)?, x.dim(3)?)
+    };
+    let (kh, kw) = if one_d {
+        (1, w.dim(2)?)
+    } else {
+        (w.dim(2)?, w.dim(3)?)
+    };
+    let (sh, ph) = if one_d { (1, 0) } else { (stride, padding) };
+    if w.dim(1)? != cin {
+        bail!(
+            "convolution: input has {cin} channels, the weight expects {}",
+            w.dim(1)?
+        );
+    }
+    let out = |n_in: usize, k: usize, s: usize, p: usize| {
+        (n_in + 2 * p).checked_sub(k).map(|v| v / s + 1)
+    };
+    let (Some(oh), Some(ow)) = (out(h, kh, sh, ph), out(wd, kw, stride, padding)) else {
+        bail!("convolution: kernel larger than the padded input");
+    };
+    let g = Geom {
+        c: cin,
+        h,
+        w: wd,
+        kh,
+        kw,
+        sh,
+        sw: stride,
+        ph,
+        pw: padding,
+        oh,
+        ow,
+    };
+    let op = ConvOp {
+        g,
+        cin,
+        cout: w.dim(0)?,
+        transposed: false,
+        one_d,
+    };
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+}
+
+/// Transposed convolution with bias through [`ConvOp`].
+///
+/// # Shapes
+/// As [`crate::kernels::conv_transpose`].
+pub(crate) fn conv_transpose(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    let one_d = x.rank() == 3;
+    let cin = x.dim(1)?;
+    let (h, wd) = if one_d {
+        (1, x.dim(2)?)
+    } else {
+        (x.dim(2)?, x.dim(3)?)
+    };
+    let (kh, kw) = if one_d {
+        (1, w.dim(2)?)
+    } else {
+        (w.dim(2)?, w.dim(3)?)
+    };
+    let (sh, ph, oph) = if one_d {
+        (1, 0, 0)
+    } else {
+        (stride, padding, output_padding)
+    };
+    if w.dim(0)? != cin {
+        bail!(
+            "transposed convolution: input has {cin} channels, the weight expects {}",
+            w.dim(0)?
+        );
+    }
+    if output_padding >= stride.max(1) && output_padding > 0 {
+        bail!(
+            "transposed convolution: output padding {output_padding} must be smaller than the stride {stride}"
+        );
+    }
+    let out = |n_in: usize, k: usize, s: usize, p: usize, op: usize| {
+        ((n_in - 1) * s + k + op)
+            .checked_sub(2 * p)
+            .filter(|&v| v > 0)
+    };
+    let (Some(oh), Some(ow)) = (
+        out(h, kh, sh, ph, oph),
+        out(wd, kw, stride, padding, output_padding),
+    ) else {
+        bail!("transposed convolution: empty output");
+    };
+    let cout = w.dim(1)?;
+    // The geometry of the equivalent convolution from the output to the input.
+    let g = Geom {
+        c: cout,
+        h: oh,
+        w: ow,
+        kh,
+        kw,
+        sh,
+        sw: stride,
+        ph,
+        pw: padding,
+        oh: h,
+        ow: wd,
+    };
+    let op = ConvOp {
+        g,
+        cin,
+        cout,
+        transposed: true,
+        one_d,
+    };
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+}
