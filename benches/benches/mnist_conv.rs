@@ -7,11 +7,11 @@ use ae_core::{Autoencoder, Mode};
 use ae_train::{Optimizer, OptimizerConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: set before criterion or candle start any thread.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", "2") };
-    }
+    ae_benches::tune_process();
     let model = mnist_conv();
     let mut group = c.benchmark_group("mnist-conv");
     group.sample_size(20);

@@ -20,3 +20,22 @@ pub fn images(n: usize) -> Tensor {
         .clamp(0.0, 1.0)
         .expect("clamp")
 }
+
+/// The process set-up of the `ae` binary, so benchmarks measure what users
+/// run: mimalloc that keeps freed pages (no purge), rayon pinned to the
+/// available cores. Call first in `main`, before any thread starts.
+pub fn tune_process() {
+    // mimalloc's option `purge_delay` (15 in both of its option lists, v2 and v3):
+    // -1 keeps freed memory instead of returning it to the OS, which would
+    // zero it again on the next large allocation.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: a plain option setter of the linked mimalloc.
+    unsafe {
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: called before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+}

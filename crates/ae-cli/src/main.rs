@@ -81,6 +81,14 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
+    // mimalloc's option `purge_delay` (15 in both of its option
+    // lists, v2 and v3): -1 keeps freed memory instead of returning it to the OS, which
+    // would zero it again on the next large allocation (every training step).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: a plain option setter of the linked mimalloc.
+    unsafe {
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
+    }
     let cli = Cli::parse();
     let default = if cli.quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()

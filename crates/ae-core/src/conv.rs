@@ -137,7 +137,10 @@ impl ConvNet {
         let train = mode.is_train();
         let mut h = x.clone();
         for (conv, tail) in &self.encoder {
-            h = tail.forward(&conv.forward(&h)?, train)?;
+            h = match tail.fusable() {
+                Some(act) => conv.forward_act(&h, act)?,
+                None => tail.forward(&conv.forward(&h)?, train)?,
+            };
         }
         self.head.forward(&h, mode)
     }
@@ -154,15 +157,22 @@ impl ConvNet {
             DecoderInput::Conv(conv, tail) => tail.forward(&conv.forward(z)?, train)?,
         };
         for stage in &self.decoder {
-            h = stage.conv.forward(&h, stage.output_padding)?;
+            // The activation is fused into the convolution when no batch norm
+            // sits between them (cropping commutes with it).
+            let fused = stage.tail.as_ref().and_then(NormAct::fusable);
+            h = match fused {
+                Some(act) => stage.conv.forward_act(&h, stage.output_padding, act)?,
+                None => stage.conv.forward(&h, stage.output_padding)?,
+            };
             for (axis, &want) in stage.out_size.iter().enumerate() {
                 if h.dim(axis + 2)? != want {
                     h = h.narrow(axis + 2, 0, want)?;
                 }
             }
-            h = match &stage.tail {
-                Some(tail) => tail.forward(&h, train)?,
-                None => activate_output(&h, self.spec.output_activation)?,
+            h = match (&stage.tail, fused) {
+                (Some(_), Some(_)) => h,
+                (Some(tail), None) => tail.forward(&h, train)?,
+                (None, _) => activate_output(&h, self.spec.output_activation)?,
             };
         }
         Ok(h)

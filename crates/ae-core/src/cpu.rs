@@ -47,14 +47,32 @@ impl Geom {
     }
 }
 
-/// Fills `col` (`rows × cols`) from `img`.
-pub(crate) fn im2col(img: &[f32], g: &Geom, col: &mut [f32]) {
+/// The output columns `lo..hi` whose input column `ox·sw + kx − pw` lies in
+/// `0..w`.
+fn valid_range(g: &Geom, kx: usize) -> (usize, usize) {
+    let lo = if g.pw > kx {
+        (g.pw - kx).div_ceil(g.sw)
+    } else {
+        0
+    };
+    let hi = if g.w + g.pw > kx {
+        ((g.w + g.pw - kx - 1) / g.sw + 1).min(g.ow)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Writes image `img`'s columns into `col`, a matrix of `rows` rows with
+/// leading dimension `ld`, at column offset `off` (several images side by side).
+pub(crate) fn im2col(img: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
     let p = g.cols();
     for c in 0..g.c {
         let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = &mut col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let row = &mut col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
+                let (lo, hi) = valid_range(g, kx);
                 for oy in 0..g.oh {
                     let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
                     let iy = (oy * g.sh + ky) as isize - g.ph as isize;
@@ -63,13 +81,20 @@ pub(crate) fn im2col(img: &[f32], g: &Geom, col: &mut [f32]) {
                         continue;
                     }
                     let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let ix = (ox * g.sw + kx) as isize - g.pw as isize;
-                        *o = if ix < 0 || ix >= g.w as isize {
-                            0.0
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if lo < hi {
+                        let first = lo * g.sw + kx - g.pw;
+                        if g.sw == 1 {
+                            out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
                         } else {
-                            src[ix as usize]
-                        };
+                            for (o, s) in out[lo..hi]
+                                .iter_mut()
+                                .zip(src[first..].iter().step_by(g.sw))
+                            {
+                                *o = *s;
+                            }
+                        }
                     }
                 }
             }
@@ -77,24 +102,34 @@ pub(crate) fn im2col(img: &[f32], g: &Geom, col: &mut [f32]) {
     }
 }
 
-/// Adds `col` (`rows × cols`) into `img`: the adjoint of [`im2col`].
-pub(crate) fn col2im(col: &[f32], g: &Geom, img: &mut [f32]) {
+/// Adds the columns of one image (at offset `off` of a matrix with leading
+/// dimension `ld`) into `img`: the adjoint of [`im2col`].
+pub(crate) fn col2im(col: &[f32], g: &Geom, img: &mut [f32], ld: usize, off: usize) {
     let p = g.cols();
     for c in 0..g.c {
         let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = &col[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let row = &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
+                let (lo, hi) = valid_range(g, kx);
+                if lo >= hi {
+                    continue;
+                }
+                let first = lo * g.sw + kx - g.pw;
                 for oy in 0..g.oh {
                     let iy = (oy * g.sh + ky) as isize - g.ph as isize;
                     if iy < 0 || iy >= g.h as isize {
                         continue;
                     }
                     let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    for (ox, &v) in row[oy * g.ow..(oy + 1) * g.ow].iter().enumerate() {
-                        let ix = (ox * g.sw + kx) as isize - g.pw as isize;
-                        if ix >= 0 && ix < g.w as isize {
-                            dst[ix as usize] += v;
+                    let src = &row[oy * g.ow + lo..oy * g.ow + hi];
+                    if g.sw == 1 {
+                        for (d, v) in dst[first..first + hi - lo].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, v) in dst[first..].iter_mut().step_by(g.sw).zip(src) {
+                            *d += v;
                         }
                     }
                 }
@@ -112,6 +147,7 @@ struct Mat<'a> {
 }
 
 /// `dst (m × n) = [dst +] a (m × k) · b (k × n)`, all row-major.
+#[allow(clippy::too_many_arguments)]
 fn matmul(
     m: usize,
     n: usize,
@@ -219,6 +255,8 @@ pub(crate) struct ConvOp {
     pub transposed: bool,
     /// 1-D: inputs and outputs are `N × C × L`.
     pub one_d: bool,
+    /// Apply ReLU to the output (fused; the backward masks the gradient).
+    pub relu: bool,
 }
 
 impl ConvOp {
@@ -251,62 +289,94 @@ impl ConvOp {
         }
     }
 
-    /// Forward for one image into `y` (which is overwritten).
-    fn forward_image(
+    /// Images per GEMM: as many as fit a column buffer of about 1 MiB (so it
+    /// stays in cache between im2col and the GEMM).
+    fn images_per_gemm(&self, n: usize) -> usize {
+        let per = (self.g.rows() * self.g.cols()).max(1);
+        let budget: usize = std::env::var("AE_COL_BUDGET")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256 << 10);
+        (budget / per).clamp(1, n.max(1))
+    }
+
+    /// Forward for `b` consecutive images (`x`: `b × in`, `y`: `b × out`),
+    /// as one GEMM over all their columns.
+    fn forward_chunk(
         &self,
         x: &[f32],
         wt: &[f32],
-        b: &[f32],
+        bias: &[f32],
         y: &mut [f32],
-        col: &mut [f32],
+        bufs: &mut Bufs,
         par: Parallelism,
     ) {
         let g = &self.g;
         let (k, p) = (g.rows(), g.cols());
+        let (ip, op) = (self.in_per_image(), self.out_per_image());
+        let b = x.len() / ip;
+        let bp = b * p;
+        bufs.get(0, k * bp);
         if self.transposed {
-            // col (K × P) = Wmᵀ (K × Cin) · x (Cin × P); y = col2im(col) + b.
+            // col (K × BP) = Wmᵀ (K × Cin) · X (Cin × BP); y_i = col2im(col_i) + b.
+            bufs.get(1, self.cin * bp);
+            let (c0, c1) = bufs.bufs.split_at_mut(1);
+            let (col, xg) = (&mut c0[0][..k * bp], &mut c1[0][..self.cin * bp]);
+            gather(x, self.cin, p, xg);
             matmul(
                 k,
-                p,
+                bp,
                 self.cin,
                 Mat { data: wt, t: true },
-                Mat { data: x, t: false },
+                Mat { data: xg, t: false },
                 col,
                 false,
                 par,
             );
-            y.fill(0.0);
-            col2im(col, g, y);
             let plane = g.h * g.w;
-            for (c, chunk) in y.chunks_mut(plane).enumerate() {
-                chunk.iter_mut().for_each(|v| *v += b[c]);
+            for (i, yi) in y.chunks_mut(op).enumerate() {
+                yi.fill(0.0);
+                col2im(col, g, yi, bp, i * p);
+                for (c, chunk) in yi.chunks_mut(plane).enumerate() {
+                    chunk.iter_mut().for_each(|v| *v += bias[c]);
+                }
             }
         } else {
-            // y (Cout × P) = W (Cout × K) · im2col(x) (K × P) + b.
-            im2col(x, g, col);
-            for (c, row) in y.chunks_mut(p).enumerate() {
-                row.fill(b[c]);
+            // Y (Cout × BP) = W (Cout × K) · [im2col(x_1) … im2col(x_b)] (K × BP).
+            bufs.get(1, self.cout * bp);
+            let (c0, c1) = bufs.bufs.split_at_mut(1);
+            let (col, tmp) = (&mut c0[0][..k * bp], &mut c1[0][..self.cout * bp]);
+            for (i, xi) in x.chunks(ip).enumerate() {
+                im2col(xi, g, col, bp, i * p);
             }
             matmul(
                 self.cout,
-                p,
+                bp,
                 k,
                 Mat { data: wt, t: false },
                 Mat {
                     data: col,
                     t: false,
                 },
-                y,
-                true,
+                tmp,
+                false,
                 par,
             );
+            for (i, yi) in y.chunks_mut(op).enumerate() {
+                for (c, row) in yi.chunks_mut(p).enumerate() {
+                    let src = &tmp[c * bp + i * p..c * bp + (i + 1) * p];
+                    for (d, s) in row.iter_mut().zip(src) {
+                        *d = s + bias[c];
+                    }
+                }
+            }
         }
     }
 
-    /// Backward for one image: accumulates into `dw` and `db`, writes `dx`
-    /// when given.
+    /// Backward for `b` consecutive images: accumulates into `dw` and `db`,
+    /// writes `dx` (`b × in`) when given.
     #[allow(clippy::too_many_arguments)]
-    fn backward_image(
+    fn backward_chunk(
         &self,
         x: &[f32],
         wt: &[f32],
@@ -314,19 +384,29 @@ impl ConvOp {
         dx: Option<&mut [f32]>,
         dw: &mut [f32],
         db: &mut [f32],
-        col: &mut [f32],
+        bufs: &mut Bufs,
         par: Parallelism,
     ) {
         let g = &self.g;
         let (k, p) = (g.rows(), g.cols());
+        let (ip, op) = (self.in_per_image(), self.out_per_image());
+        let b = x.len() / ip;
+        let bp = b * p;
+        bufs.get(0, k * bp);
         if self.transposed {
-            // col = im2col(dy) (K × P); dx = Wm (Cin × K) · col; dWm += x (Cin × P) · colᵀ.
-            im2col(dy, g, col);
+            // col = [im2col(dy_i)] (K × BP); dWm += X (Cin × BP) · colᵀ; dX = Wm · col.
+            bufs.get(1, self.cin * bp);
+            let (c0, c1) = bufs.bufs.split_at_mut(1);
+            let (col, xg) = (&mut c0[0][..k * bp], &mut c1[0][..self.cin * bp]);
+            for (i, dyi) in dy.chunks(op).enumerate() {
+                im2col(dyi, g, col, bp, i * p);
+            }
+            gather(x, self.cin, p, xg);
             matmul(
                 self.cin,
                 k,
-                p,
-                Mat { data: x, t: false },
+                bp,
+                Mat { data: xg, t: false },
                 Mat { data: col, t: true },
                 dw,
                 true,
@@ -335,52 +415,104 @@ impl ConvOp {
             if let Some(dx) = dx {
                 matmul(
                     self.cin,
-                    p,
+                    bp,
                     k,
                     Mat { data: wt, t: false },
                     Mat {
                         data: col,
                         t: false,
                     },
-                    dx,
+                    xg,
                     false,
                     par,
                 );
+                scatter(xg, self.cin, p, dx);
             }
             let plane = g.h * g.w;
-            for (c, chunk) in dy.chunks(plane).enumerate() {
-                db[c] += chunk.iter().sum::<f32>();
+            for dyi in dy.chunks(op) {
+                for (c, chunk) in dyi.chunks(plane).enumerate() {
+                    db[c] += chunk.iter().sum::<f32>();
+                }
             }
         } else {
-            // dW += dy (Cout × P) · im2col(x)ᵀ; dx = col2im(Wᵀ · dy).
-            im2col(x, g, col);
+            // dW += dY (Cout × BP) · colᵀ; dX_i = col2im((Wᵀ · dY)_i).
+            bufs.get(1, self.cout * bp);
+            let (c0, c1) = bufs.bufs.split_at_mut(1);
+            let (col, dyg) = (&mut c0[0][..k * bp], &mut c1[0][..self.cout * bp]);
+            for (i, xi) in x.chunks(ip).enumerate() {
+                im2col(xi, g, col, bp, i * p);
+            }
+            gather(dy, self.cout, p, dyg);
             matmul(
                 self.cout,
                 k,
-                p,
-                Mat { data: dy, t: false },
+                bp,
+                Mat {
+                    data: dyg,
+                    t: false,
+                },
                 Mat { data: col, t: true },
                 dw,
                 true,
                 par,
             );
+            for (c, row) in dyg.chunks(bp).enumerate() {
+                db[c] += row.iter().sum::<f32>();
+            }
             if let Some(dx) = dx {
                 matmul(
                     k,
-                    p,
+                    bp,
                     self.cout,
                     Mat { data: wt, t: true },
-                    Mat { data: dy, t: false },
+                    Mat {
+                        data: dyg,
+                        t: false,
+                    },
                     col,
                     false,
                     par,
                 );
-                dx.fill(0.0);
-                col2im(col, g, dx);
+                for (i, dxi) in dx.chunks_mut(ip).enumerate() {
+                    dxi.fill(0.0);
+                    col2im(col, g, dxi, bp, i * p);
+                }
             }
-            for (c, row) in dy.chunks(p).enumerate() {
-                db[c] += row.iter().sum::<f32>();
-            }
+        }
+    }
+}
+
+/// Scratch buffers of one thread, grown on demand.
+#[derive(Default)]
+struct Bufs {
+    bufs: [Vec<f32>; 2],
+}
+
+impl Bufs {
+    fn get(&mut self, i: usize, len: usize) -> &mut [f32] {
+        if self.bufs[i].len() < len {
+            self.bufs[i].resize(len, 0.0);
+        }
+        &mut self.bufs[i][..len]
+    }
+}
+
+/// `dst (C × B·P)` from `src (B × C × P)`.
+fn gather(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
+    let b = src.len() / (c * p);
+    for (i, img) in src.chunks(c * p).enumerate() {
+        for (ch, row) in img.chunks(p).enumerate() {
+            dst[ch * b * p + i * p..ch * b * p + (i + 1) * p].copy_from_slice(row);
+        }
+    }
+}
+
+/// `dst (B × C × P)` from `src (C × B·P)`.
+fn scatter(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
+    let b = dst.len() / (c * p);
+    for (i, img) in dst.chunks_mut(c * p).enumerate() {
+        for (ch, row) in img.chunks_mut(p).enumerate() {
+            row.copy_from_slice(&src[ch * b * p + i * p..ch * b * p + (i + 1) * p]);
         }
     }
 }
@@ -411,7 +543,6 @@ impl CustomOp3 for ConvOp {
         let n = l1.dims()[0];
         let (ip, op) = (self.in_per_image(), self.out_per_image());
         let mut y = vec![0f32; n * op];
-        let colsize = self.g.rows() * self.g.cols();
         let par = inner_par(n);
         let ranges = chunks(n);
         let per_chunk: Vec<(std::ops::Range<usize>, &mut [f32])> = {
@@ -424,17 +555,15 @@ impl CustomOp3 for ConvOp {
             }
             v
         };
+        let step = self.images_per_gemm(n.div_ceil(threads()));
         per_chunk.into_par_iter().for_each(|(r, out)| {
-            let mut col = vec![0f32; colsize];
-            for (j, i) in r.enumerate() {
-                self.forward_image(
-                    &x[i * ip..(i + 1) * ip],
-                    wt,
-                    b,
-                    &mut out[j * op..(j + 1) * op],
-                    &mut col,
-                    par,
-                );
+            let mut bufs = Bufs::default();
+            let xs = &x[r.start * ip..r.end * ip];
+            for (xc, yc) in xs.chunks(step * ip).zip(out.chunks_mut(step * op)) {
+                self.forward_chunk(xc, wt, b, yc, &mut bufs, par);
+                if self.relu {
+                    yc.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
             }
         });
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims(n))))
@@ -449,7 +578,12 @@ impl CustomOp3 for ConvOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let need_dx = x.track_op();
-        let dy = dy.contiguous()?;
+        let dy = if self.relu {
+            dy.contiguous()?
+                .apply_op2_no_bwd(&_res.contiguous()?, &ReluMask)?
+        } else {
+            dy.contiguous()?
+        };
         let grads = x.apply_op3_no_bwd(wt, &dy, &ConvBwdOp { op: *self, need_dx })?;
         let (nx, nw, nb) = (
             if need_dx { x.elem_count() } else { 0 },
@@ -464,6 +598,37 @@ impl CustomOp3 for ConvOp {
         let dw = grads.narrow(0, nx, nw)?.reshape(wt.dims())?;
         let db = grads.narrow(0, nx + nw, nb)?.reshape(b.dims())?;
         Ok((dx, Some(dw), Some(db)))
+    }
+}
+
+/// `dy · (y > 0)`: the gradient through a fused ReLU, from its output `y`.
+struct ReluMask;
+
+impl candle_core::CustomOp2 for ReluMask {
+    fn name(&self) -> &'static str {
+        "ae-relu-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (dy, y) = (slice(s1, l1, "gradient")?, slice(s2, l2, "output")?);
+        let mut out = vec![0f32; dy.len()];
+        let parts = chunks(dy.len());
+        let step = parts.first().map_or(1, |r| r.len().max(1));
+        out.par_chunks_mut(step)
+            .zip(dy.par_chunks(step))
+            .zip(y.par_chunks(step))
+            .for_each(|((o, d), y)| {
+                for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
+                    *o = if *y > 0.0 { *d } else { 0.0 };
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
@@ -497,7 +662,6 @@ impl CustomOp3 for ConvBwdOp {
         let n = l1.dims()[0];
         let (ip, opi) = (op.in_per_image(), op.out_per_image());
         let (nw, nb) = (wt.len(), op.cout);
-        let colsize = op.g.rows() * op.g.cols();
         let par = inner_par(n);
         let mut dx = if self.need_dx {
             vec![0f32; n * ip]
@@ -522,21 +686,27 @@ impl CustomOp3 for ConvBwdOp {
             .into_par_iter()
             .zip(dx_parts)
             .map(|(r, mut dxs)| {
-                let mut col = vec![0f32; colsize];
+                let mut bufs = Bufs::default();
                 let mut acc = vec![0f32; nw + nb];
                 let (dw, db) = acc.split_at_mut(nw);
-                for (j, i) in r.enumerate() {
-                    let dxi = dxs.as_deref_mut().map(|d| &mut d[j * ip..(j + 1) * ip]);
-                    op.backward_image(
-                        &x[i * ip..(i + 1) * ip],
+                let step = op.images_per_gemm(r.len());
+                let mut start = r.start;
+                while start < r.end {
+                    let end = (start + step).min(r.end);
+                    let dxi = dxs
+                        .as_deref_mut()
+                        .map(|d| &mut d[(start - r.start) * ip..(end - r.start) * ip]);
+                    op.backward_chunk(
+                        &x[start * ip..end * ip],
                         wt,
-                        &dy[i * opi..(i + 1) * opi],
+                        &dy[start * opi..end * opi],
                         dxi,
                         dw,
                         db,
-                        &mut col,
+                        &mut bufs,
                         par,
                     );
+                    start = end;
                 }
                 acc
             })
@@ -563,6 +733,7 @@ pub(crate) fn conv(
     b: &Tensor,
     stride: usize,
     padding: usize,
+    relu: bool,
 ) -> Result<Tensor> {
     let one_d = x.rank() == 3;
     let cin = x.dim(1)?;
@@ -608,6 +779,7 @@ pub(crate) fn conv(
         cout: w.dim(0)?,
         transposed: false,
         one_d,
+        relu,
     };
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
@@ -624,6 +796,7 @@ pub(crate) fn conv_transpose(
     stride: usize,
     padding: usize,
     output_padding: usize,
+    relu: bool,
 ) -> Result<Tensor> {
     let one_d = x.rank() == 3;
     let cin = x.dim(1)?;
@@ -685,6 +858,7 @@ pub(crate) fn conv_transpose(
         cout,
         transposed: true,
         one_d,
+        relu,
     };
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)

@@ -36,10 +36,23 @@ pub(crate) fn conv(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    conv_act(x, weight, bias, stride, padding, false)
+}
+
+/// [`conv`] followed by ReLU when `relu` (fused on the fast path).
+pub(crate) fn conv_act(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+) -> Result<Tensor> {
     if fast(x) {
-        return crate::cpu::conv(x, weight, bias, stride, padding);
+        return crate::cpu::conv(x, weight, bias, stride, padding, relu);
     }
-    candle_conv(x, weight, bias, stride, padding)
+    let y = candle_conv(x, weight, bias, stride, padding)?;
+    if relu { y.relu() } else { Ok(y) }
 }
 
 /// [`conv`] with candle's own ops.
@@ -72,10 +85,24 @@ pub(crate) fn conv_transpose(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
+    conv_transpose_act(x, weight, bias, stride, padding, output_padding, false)
+}
+
+/// [`conv_transpose`] followed by ReLU when `relu` (fused on the fast path).
+pub(crate) fn conv_transpose_act(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    relu: bool,
+) -> Result<Tensor> {
     if fast(x) {
-        return crate::cpu::conv_transpose(x, weight, bias, stride, padding, output_padding);
+        return crate::cpu::conv_transpose(x, weight, bias, stride, padding, output_padding, relu);
     }
-    candle_conv_transpose(x, weight, bias, stride, padding, output_padding)
+    let y = candle_conv_transpose(x, weight, bias, stride, padding, output_padding)?;
+    if relu { y.relu() } else { Ok(y) }
 }
 
 /// [`conv_transpose`] with candle's own ops.
@@ -246,6 +273,9 @@ mod fast_tests {
         Ok(())
     }
 
+    /// A kernel under test: `(x, weight, bias) → y`.
+    type KernelFn = dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
+
     /// (output, d input, d weight, d bias) of `sum(k(x, w, b) · r)`.
     type Grads = (Vec<usize>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
@@ -398,7 +428,7 @@ mod fast_tests {
             let pad = pad.min(k / 2);
             prop_assume!(h + 2 * pad >= k && w + 2 * pad >= k);
             let (x, wt, b) = (rand(&[n, cin, h, w], seed), rand(&[cout, cin, k, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad, false), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (stride, stride), (pad, pad), (0, 0), false, seed), "oracle", true)?;
             if (h + 2 * pad - k) % stride == 0 && (w + 2 * pad - k) % stride == 0 {
                 same(&fast, &run(&|x, w, b| candle_conv(x, w, b, stride, pad), &x, &wt, &b, seed), "candle", true)?;
@@ -406,7 +436,7 @@ mod fast_tests {
                 close(&fast.1, &v(&candle_conv(&x, &wt, &b, stride, pad).unwrap()), "candle forward")?;
             }
             // No input gradient when the input is plain data.
-            let y = crate::cpu::conv(&x, &Var::from_tensor(&wt).unwrap(), &b, stride, pad).unwrap();
+            let y = crate::cpu::conv(&x, &Var::from_tensor(&wt).unwrap(), &b, stride, pad, false).unwrap();
             prop_assert!(y.sum_all().unwrap().backward().unwrap().get(&x).is_none());
         }
 
@@ -415,7 +445,7 @@ mod fast_tests {
                           k in prop::sample::select(vec![1usize, 3, 5, 7]), stride in 1usize..4, seed: u64) {
             let pad = k / 2;
             let (x, wt, b) = (rand(&[n, cin, l], seed), rand(&[cout, cin, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad, false), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (1, stride), (0, pad), (0, 0), false, seed), "oracle", true)?;
             // candle's conv1d input gradient is wrong for some shapes (k = 1
             // with several output channels): compare its forward only.
@@ -430,7 +460,7 @@ mod fast_tests {
             let op = op.min(stride - 1);
             prop_assume!((h - 1) * stride + k + op > 2 * pad && (w - 1) * stride + k + op > 2 * pad);
             let (x, wt, b) = (rand(&[n, cin, h, w], seed), rand(&[cin, cout, k, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op, false), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (stride, stride), (pad, pad), (op, op), true, seed), "oracle", true)?;
             let reference = run(&|x, w, b| candle_conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
             same(&fast, &reference, "candle", true)?;
@@ -443,11 +473,66 @@ mod fast_tests {
             let op = op.min(stride - 1);
             prop_assume!((l - 1) * stride + k + op > 2 * pad);
             let (x, wt, b) = (rand(&[n, cin, l], seed), rand(&[cin, cout, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op, false), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (1, stride), (0, pad), (0, op), true, seed), "oracle", true)?;
             let reference = run(&|x, w, b| candle_conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
             same(&fast, &reference, "candle", true)?;
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fused_relu_matches_conv_then_relu(n in 1usize..4, c in 1usize..4, h in 1usize..9, stride in 1usize..3, transposed: bool, seed: u64) {
+            let x = rand(&[n, c, h, h + 1], seed);
+            let b = rand(&[3], seed + 2);
+            let (fused, plain): (Box<KernelFn>, Box<KernelFn>) = if transposed {
+                (Box::new(move |x, w, b| crate::cpu::conv_transpose(x, w, b, stride, 1, stride - 1, true)),
+                 Box::new(move |x, w, b| crate::cpu::conv_transpose(x, w, b, stride, 1, stride - 1, false)?.relu()))
+            } else {
+                (Box::new(move |x, w, b| crate::cpu::conv(x, w, b, stride, 1, true)),
+                 Box::new(move |x, w, b| crate::cpu::conv(x, w, b, stride, 1, false)?.relu()))
+            };
+            let wt = if transposed { rand(&[c, 3, 3, 3], seed + 1) } else { rand(&[3, c, 3, 3], seed + 1) };
+            same(&run(&*fused, &x, &wt, &b, seed), &run(&*plain, &x, &wt, &b, seed), "relu", true)?;
+        }
+    }
+
+    #[test]
+    fn large_images_split_into_several_gemms_per_thread_agree() {
+        // 45 images of 8 × 64 × 64 with 5 × 5 kernels: a column buffer holds
+        // about 20 images, so each thread runs several GEMMs.
+        let (x, wt, b) = (
+            rand(&[45, 8, 64, 64], 7),
+            rand(&[4, 8, 5, 5], 8),
+            rand(&[4], 9),
+        );
+        let fast = run(
+            &|x, w, b| crate::cpu::conv(x, w, b, 1, 2, false),
+            &x,
+            &wt,
+            &b,
+            10,
+        );
+        let reference = run(&|x, w, b| candle_conv(x, w, b, 1, 2), &x, &wt, &b, 10);
+        same(&fast, &reference, "candle", true).unwrap();
+        let wt = rand(&[8, 4, 5, 5], 11);
+        let fast = run(
+            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 1, 2, 0, false),
+            &x,
+            &wt,
+            &b,
+            12,
+        );
+        let reference = run(
+            &|x, w, b| candle_conv_transpose(x, w, b, 1, 2, 0),
+            &x,
+            &wt,
+            &b,
+            12,
+        );
+        same(&fast, &reference, "candle", true).unwrap();
     }
 
     #[test]
@@ -457,7 +542,13 @@ mod fast_tests {
             rand(&[5, 3, 3, 3], 2),
             rand(&[5], 3),
         );
-        let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, 2, 1), &x, &wt, &b, 4);
+        let fast = run(
+            &|x, w, b| crate::cpu::conv(x, w, b, 2, 1, false),
+            &x,
+            &wt,
+            &b,
+            4,
+        );
         same(
             &fast,
             &oracle(&x, &wt, &b, (2, 2), (1, 1), (0, 0), false, 4),
@@ -467,7 +558,7 @@ mod fast_tests {
         .unwrap();
         let wt = rand(&[3, 5, 3, 3], 5);
         let fast = run(
-            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 2, 1, 1),
+            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 2, 1, 1, false),
             &x,
             &wt,
             &b,

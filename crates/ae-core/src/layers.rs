@@ -74,6 +74,18 @@ impl Conv {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         kernels::conv(x, &self.weight, &self.bias, self.stride, self.padding)
     }
+
+    /// The convolution followed by `act` (ReLU is fused into the kernel on
+    /// the CPU).
+    ///
+    /// # Shapes
+    /// As [`Conv::forward`].
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        if act == Activation::Relu {
+            return kernels::conv_act(x, &self.weight, &self.bias, self.stride, self.padding, true);
+        }
+        activate(&self.forward(x)?, act)
+    }
 }
 
 /// A 1-D or 2-D transposed convolution.
@@ -121,6 +133,31 @@ impl ConvTranspose {
             output_padding,
         )
     }
+
+    /// The transposed convolution followed by `act` (ReLU is fused into the
+    /// kernel on the CPU).
+    ///
+    /// # Shapes
+    /// As [`ConvTranspose::forward`].
+    pub fn forward_act(
+        &self,
+        x: &Tensor,
+        output_padding: usize,
+        act: Activation,
+    ) -> Result<Tensor> {
+        if act == Activation::Relu {
+            return kernels::conv_transpose_act(
+                x,
+                &self.weight,
+                &self.bias,
+                self.stride,
+                self.padding,
+                output_padding,
+                true,
+            );
+        }
+        activate(&self.forward(x, output_padding)?, act)
+    }
 }
 
 /// Applies a hidden activation.
@@ -161,6 +198,12 @@ impl NormAct {
             None
         };
         Ok(NormAct { norm, act })
+    }
+
+    /// The activation alone, when there is no batch norm: a convolution may
+    /// then apply it itself (fused).
+    pub fn fusable(&self) -> Option<Activation> {
+        self.norm.is_none().then_some(self.act)
     }
 
     /// # Shapes
