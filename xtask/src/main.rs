@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask train [--config FILE] [--data-dir DIR] [--epochs N] [--out DIR]
 //! cargo xtask download mnist|fashion-mnist|nab [--dir DIR] [--from PATH] [--mirror URL]...
+//! cargo xtask bench perf [--json] [--python PATH]
 //! ```
 //!
 //! This is the only code in the workspace that touches the network (through
@@ -13,6 +14,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
 mod download;
 #[cfg(test)]
 mod tidy;
@@ -28,6 +30,9 @@ tasks:
   download mnist|fashion-mnist|nab [--dir DIR] [--from PATH] [--mirror URL]...
       Fetch a dataset into DIR (default data/<name>), verifying digests;
       --from imports from a local directory or archive instead.
+  bench perf [--json] [--python PATH] [--rounds N] [--steps N]
+      Speed of the mnist-conv model against the PyTorch reference
+      (../shared/bench/torch_reference.py), interleaved, as ratios.
 ";
 
 /// The workspace root.
@@ -93,6 +98,7 @@ fn main() -> std::process::ExitCode {
     let result = match task.as_str() {
         "train" => train(args),
         "download" => download::run(args),
+        "bench" => bench::run_bench(args),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

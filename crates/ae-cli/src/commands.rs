@@ -183,3 +183,111 @@ pub fn presets() -> Result<()> {
     }
     Ok(())
 }
+
+fn median_seconds(mut f: impl FnMut() -> Result<()>, warm: usize, reps: usize) -> Result<f64> {
+    for _ in 0..warm {
+        f()?;
+    }
+    let mut ts = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let t = std::time::Instant::now();
+        f()?;
+        ts.push(t.elapsed().as_secs_f64());
+    }
+    ts.sort_by(f64::total_cmp);
+    Ok(ts[ts.len() / 2])
+}
+
+fn report(name: &str, value: f64, unit: &str, batch: usize) {
+    println!("{name}: {value:.3} {unit}");
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_default();
+    println!(
+        "JSON {}",
+        serde_json::json!({"figure": name, "value": value, "unit": unit, "batch": batch, "threads": threads, "ae": env!("CARGO_PKG_VERSION")})
+    );
+}
+
+/// Peak resident memory of this process, in MiB (Linux; `None` elsewhere).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The speed figures of the mnist-conv model, as `torch_reference.py`
+/// measures them: MSE, AdamW (lr 1e-3), random inputs in [0, 1).
+pub fn bench(mode: &str, steps: usize, batch: usize) -> Result<()> {
+    use ae_core::{Autoencoder, ConvAeConfig, Mode};
+    if !["train", "infer", "all"].contains(&mode) {
+        bail!("--mode must be train, infer or all, found `{mode}`");
+    }
+    let dev = device();
+    let model = Model::new(ModelConfig::Conv(ConvAeConfig::mnist()), 0, &dev)?;
+    let mut rng = ae_core::rng(0);
+    let uniform = |n: usize, rng: &mut ae_core::Rng| -> Result<candle_core::Tensor> {
+        use rand::Rng as _;
+        let v: Vec<f32> = (0..n * 784).map(|_| rng.random::<f32>()).collect();
+        Ok(candle_core::Tensor::from_vec(v, (n, 1, 28, 28), &dev)?)
+    };
+    let x = uniform(batch, &mut rng)?;
+    if mode == "train" || mode == "all" {
+        let mut opt = ae_train::Optimizer::new(
+            ae_train::OptimizerConfig::Adamw {
+                lr: 1e-3,
+                weight_decay: 1e-2,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            model.named_vars(),
+        )?;
+        let mut step_rng = ae_core::rng(1);
+        let secs = median_seconds(
+            || {
+                let out = model.forward(&x, Mode::Train(&mut step_rng))?;
+                let loss = (&out.reconstruction - &x)?.sqr()?.mean_all()?;
+                opt.step(&loss.backward()?, 1e-3)?;
+                Ok(())
+            },
+            3,
+            steps,
+        )?;
+        report(
+            "train_images_per_second",
+            batch as f64 / secs,
+            "img/s",
+            batch,
+        );
+    }
+    if mode == "infer" || mode == "all" {
+        let secs = median_seconds(
+            || {
+                model.forward(&x, Mode::Eval)?;
+                Ok(())
+            },
+            3,
+            steps,
+        )?;
+        report(
+            "infer_images_per_second",
+            batch as f64 / secs,
+            "img/s",
+            batch,
+        );
+        let one = uniform(1, &mut rng)?;
+        let secs = median_seconds(
+            || {
+                model.forward(&one, Mode::Eval)?;
+                Ok(())
+            },
+            10,
+            steps * 10,
+        )?;
+        report("infer_latency_b1_ms", secs * 1e3, "ms", 1);
+    }
+    if let Some(rss) = peak_rss_mib() {
+        report("peak_rss", rss, "MiB", batch);
+    }
+    Ok(())
+}

@@ -70,6 +70,20 @@ enum Command {
     },
     /// List the named model presets.
     Presets,
+    /// Measure training and inference speed of the mnist-conv model
+    /// (the figures `cargo xtask bench perf` compares with PyTorch).
+    Bench {
+        /// `train` (steps of batch `--batch`), `infer` (batch `--batch` and
+        /// batch 1), or `all`.
+        #[arg(long, default_value = "all")]
+        mode: String,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -116,6 +130,7 @@ fn main() -> ExitCode {
         } => commands::eval(&model, data_dir, json),
         Command::Inspect { model, json } => commands::inspect(&model, json),
         Command::Presets => commands::presets(),
+        Command::Bench { mode, steps, batch } => commands::bench(&mode, steps, batch),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

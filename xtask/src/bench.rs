@@ -1,0 +1,249 @@
+//! `cargo xtask bench`: benchmarks that print figures (never timed tests).
+//!
+//! `perf`: ae against the PyTorch reference (`../shared/bench/torch_reference.py`)
+//! on the mnist-conv model, interleaved in one run, as ratios.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{Args, build_ae, project_root};
+
+/// `figure → value` from the `JSON {...}` lines a run prints.
+fn figures(stdout: &str) -> BTreeMap<String, f64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("JSON "))
+        .filter_map(|j| {
+            let v: serde_json::Value = serde_json::from_str(j).ok()?;
+            Some((v["figure"].as_str()?.to_string(), v["value"].as_f64()?))
+        })
+        .collect()
+}
+
+fn run(cmd: &mut Command) -> Result<BTreeMap<String, f64>> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(figures(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Runs the reference script in `python`, adding its peak RSS.
+fn torch(
+    python: &Path,
+    script: &Path,
+    mode: &str,
+    steps: usize,
+    tuned: bool,
+) -> Result<BTreeMap<String, f64>> {
+    let wrapper = "import json, resource, runpy, sys\n\
+                   script = sys.argv[1]\n\
+                   sys.argv = [script] + sys.argv[2:]\n\
+                   runpy.run_path(script, run_name='__main__')\n\
+                   rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n\
+                   print('JSON ' + json.dumps({'figure': 'peak_rss', 'value': rss, 'unit': 'MiB'}))\n";
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", wrapper]).arg(script).args([
+        mode,
+        "--threads",
+        "2",
+        "--steps",
+        &steps.to_string(),
+    ]);
+    if tuned {
+        cmd.env(
+            "GLIBC_TUNABLES",
+            "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295",
+        );
+    }
+    run(&mut cmd)
+}
+
+fn has_torch(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn run_bench(mut args: Args) -> Result<()> {
+    let json = args.flag("--json");
+    let python = args.value("--python")?;
+    let rounds: usize = args
+        .value("--rounds")?
+        .map_or(Ok(3), |v| v.parse())
+        .context("--rounds")?;
+    let steps: usize = args
+        .value("--steps")?
+        .map_or(Ok(30), |v| v.parse())
+        .context("--steps")?;
+    let rest = args.finish()?;
+    match rest.first().map(String::as_str) {
+        Some("perf") => perf(json, python, rounds, steps),
+        Some(other) => bail!("unknown benchmark `{other}` (known: perf)"),
+        None => bail!("name a benchmark: perf"),
+    }
+}
+
+fn perf(json: bool, python: Option<String>, rounds: usize, steps: usize) -> Result<()> {
+    let ae = build_ae()?;
+    let script = project_root().join("../shared/bench/torch_reference.py");
+    let python = PathBuf::from(python.unwrap_or_else(|| "python3".into()));
+    let torch_ok = script.is_file() && has_torch(&python);
+    if !torch_ok {
+        eprintln!(
+            "bench perf: PyTorch reference skipped ({}): pass --python PATH to a Python with torch",
+            if script.is_file() {
+                format!("{} cannot import torch", python.display())
+            } else {
+                format!("{} not found", script.display())
+            }
+        );
+    }
+    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut push = |prefix: &str, figs: BTreeMap<String, f64>| {
+        for (k, v) in figs {
+            samples.entry(format!("{prefix}.{k}")).or_default().push(v);
+        }
+    };
+    for round in 0..rounds {
+        eprintln!("bench perf: round {}/{rounds}", round + 1);
+        for mode in ["train", "infer"] {
+            push(
+                &format!("ae.{mode}"),
+                run(Command::new(&ae).args([
+                    "bench",
+                    "--mode",
+                    mode,
+                    "--steps",
+                    &steps.to_string(),
+                ]))?,
+            );
+            if torch_ok {
+                push(
+                    &format!("torch.{mode}"),
+                    torch(&python, &script, mode, steps, false)?,
+                );
+                push(
+                    &format!("torch_tuned.{mode}"),
+                    torch(&python, &script, mode, steps, true)?,
+                );
+            }
+        }
+    }
+    let m: BTreeMap<String, f64> = samples.into_iter().map(|(k, v)| (k, median(v))).collect();
+    let get = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+    let ae_fig = [
+        ("train_img_s", get("ae.train.train_images_per_second")),
+        ("infer_img_s", get("ae.infer.infer_images_per_second")),
+        ("latency_ms", get("ae.infer.infer_latency_b1_ms")),
+        ("train_peak_rss_mib", get("ae.train.peak_rss")),
+    ];
+    let best = |a: &str, b: &str, higher: bool| {
+        let (x, y) = (get(a), get(b));
+        if higher { x.max(y) } else { x.min(y) }
+    };
+    let torch_fig = [
+        (
+            "train_img_s",
+            best(
+                "torch.train.train_images_per_second",
+                "torch_tuned.train.train_images_per_second",
+                true,
+            ),
+        ),
+        (
+            "infer_img_s",
+            best(
+                "torch.infer.infer_images_per_second",
+                "torch_tuned.infer.infer_images_per_second",
+                true,
+            ),
+        ),
+        (
+            "latency_ms",
+            best(
+                "torch.infer.infer_latency_b1_ms",
+                "torch_tuned.infer.infer_latency_b1_ms",
+                false,
+            ),
+        ),
+        (
+            "train_peak_rss_mib",
+            best("torch.train.peak_rss", "torch_tuned.train.peak_rss", false),
+        ),
+    ];
+    let ratio = |i: usize| ae_fig[i].1 / torch_fig[i].1;
+    if json {
+        let obj = |f: &[(&str, f64)]| {
+            f.iter()
+                .map(|(k, v)| format!("\"{k}\":{}", num(*v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "{{\"train_ratio\":{},\"infer_ratio\":{},\"latency_ratio\":{},\"rss_ratio\":{},\"rounds\":{rounds},\"steps\":{steps},\"ae\":{{{}}},\"pytorch\":{{{}}}}}",
+            num(ratio(0)),
+            num(ratio(1)),
+            num(ratio(2)),
+            num(ratio(3)),
+            obj(&ae_fig),
+            obj(&torch_fig)
+        );
+    } else {
+        println!(
+            "mnist-conv, batch 128, 2 threads; medians of {rounds} interleaved runs of {steps} steps each"
+        );
+        println!("PyTorch: the better of plain and tuned-allocator runs");
+        println!(
+            "{:<24} {:>12} {:>12} {:>10}",
+            "figure", "ae", "PyTorch", "ae/PyTorch"
+        );
+        let names = [
+            "training, images/s",
+            "inference b128, img/s",
+            "latency b1, ms",
+            "peak RSS training, MiB",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            println!(
+                "{name:<24} {:>12.1} {:>12.1} {:>10.2}",
+                ae_fig[i].1,
+                torch_fig[i].1,
+                ratio(i)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "null".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_are_read_from_json_lines() {
+        let out = "train: 1 img/s\nJSON {\"figure\": \"train_images_per_second\", \"value\": 5581.2, \"unit\": \"img/s\"}\nJSON {\"figure\":\"peak_rss\",\"value\":99.5}\n";
+        let f = super::figures(out);
+        assert_eq!(f["train_images_per_second"], 5581.2);
+        assert_eq!(f["peak_rss"], 99.5);
+    }
+}
