@@ -43,5 +43,72 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Each convolution of mnist-conv alone, forward and forward + backward
+/// (input, weight and bias gradients), batch 128.
+fn layers(c: &mut Criterion) {
+    use ae_core::layers::{Conv, ConvTranspose};
+    use candle_core::{Device, Var};
+    let map = candle_nn::VarMap::new();
+    let vb = ae_core::seeded_var_builder(&map, 0, &Device::Cpu);
+    let mut group = c.benchmark_group("mnist-conv layers");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(128));
+    let input = |dims: &[usize]| {
+        Var::from_tensor(&ae_core::randn(&mut ae_core::rng(3), dims, &Device::Cpu).expect("x"))
+            .expect("var")
+    };
+    let convs = [
+        (
+            "conv 1→32 s2 (28→14)",
+            Conv::new(2, 1, 32, 3, 2, 1, vb.pp("c1")).expect("conv"),
+            input(&[128, 1, 28, 28]),
+        ),
+        (
+            "conv 32→64 s2 (14→7)",
+            Conv::new(2, 32, 64, 3, 2, 1, vb.pp("c2")).expect("conv"),
+            input(&[128, 32, 14, 14]),
+        ),
+    ];
+    for (name, conv, x) in &convs {
+        group.bench_function(format!("{name} forward"), |b| {
+            b.iter(|| conv.forward(x.as_tensor()).expect("forward"))
+        });
+        group.bench_function(format!("{name} forward+backward"), |b| {
+            b.iter(|| {
+                conv.forward(x.as_tensor())
+                    .and_then(|y| y.sum_all())
+                    .and_then(|l| l.backward())
+                    .expect("backward")
+            })
+        });
+    }
+    let deconvs = [
+        (
+            "convT 64→32 s2 (7→14)",
+            ConvTranspose::new(2, 64, 32, 3, 2, 1, vb.pp("d1")).expect("convT"),
+            input(&[128, 64, 7, 7]),
+        ),
+        (
+            "convT 32→1 s2 (14→28)",
+            ConvTranspose::new(2, 32, 1, 3, 2, 1, vb.pp("d2")).expect("convT"),
+            input(&[128, 32, 14, 14]),
+        ),
+    ];
+    for (name, conv, x) in &deconvs {
+        group.bench_function(format!("{name} forward"), |b| {
+            b.iter(|| conv.forward(x.as_tensor(), 1).expect("forward"))
+        });
+        group.bench_function(format!("{name} forward+backward"), |b| {
+            b.iter(|| {
+                conv.forward(x.as_tensor(), 1)
+                    .and_then(|y| y.sum_all())
+                    .and_then(|l| l.backward())
+                    .expect("backward")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, layers);
 criterion_main!(benches);

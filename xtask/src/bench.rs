@@ -89,12 +89,159 @@ pub fn run_bench(mut args: Args) -> Result<()> {
         .value("--steps")?
         .map_or(Ok(30), |v| v.parse())
         .context("--steps")?;
+    let data_dir = args.value("--data-dir")?;
+    let epochs: Option<usize> = args
+        .value("--epochs")?
+        .map(|v| v.parse())
+        .transpose()
+        .context("--epochs")?;
     let rest = args.finish()?;
     match rest.first().map(String::as_str) {
         Some("perf") => perf(json, python, rounds, steps),
-        Some(other) => bail!("unknown benchmark `{other}` (known: perf)"),
-        None => bail!("name a benchmark: perf"),
+        Some("quality-recon") => quality_recon(json, data_dir, epochs),
+        Some(other) => bail!("unknown benchmark `{other}` (known: perf, quality-recon)"),
+        None => bail!("name a benchmark: perf or quality-recon"),
     }
+}
+
+/// The full MNIST directory (`--data-dir`, `$AE_DATA_DIR/mnist` or `data/mnist`).
+fn mnist_dir(data_dir: Option<String>) -> Result<PathBuf> {
+    let dir =
+        data_dir
+            .map(PathBuf::from)
+            .unwrap_or_else(|| match std::env::var_os("AE_DATA_DIR") {
+                Some(d) => PathBuf::from(d).join("mnist"),
+                None => project_root().join("data").join("mnist"),
+            });
+    if !crate::has_idx(&dir) {
+        bail!(
+            "this benchmark needs full MNIST, not found in {}: run `cargo xtask download mnist` (or pass --data-dir)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn json_of(cmd: &mut Command) -> Result<serde_json::Value> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("no JSON output")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Test-set squared error per image of the mnist() conv AE (latent 32) on
+/// full MNIST, beside PCA at 30 and 32 components and the published anchors.
+fn quality_recon(json: bool, data_dir: Option<String>, epochs: Option<usize>) -> Result<()> {
+    let ae = build_ae()?;
+    let dir = mnist_dir(data_dir)?;
+    let root = project_root();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let run_dir = root
+        .join("runs")
+        .join(format!("bench-quality-recon-{stamp}"));
+    let started = std::time::Instant::now();
+    let mut train = Command::new(&ae);
+    train
+        .current_dir(&root)
+        .args([
+            "train",
+            "--config",
+            "configs/mnist-ae.toml",
+            "--json",
+            "--quiet",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&run_dir);
+    if let Some(e) = epochs {
+        train.args(["--epochs", &e.to_string()]);
+    }
+    eprintln!(
+        "quality-recon: training configs/mnist-ae.toml on {} into {}",
+        dir.display(),
+        run_dir.display()
+    );
+    let report = json_of(&mut train)?;
+    let train_secs = started.elapsed().as_secs_f64();
+    let pca = json_of(
+        Command::new(&ae)
+            .current_dir(&root)
+            .args([
+                "pca",
+                "--config",
+                "configs/mnist-ae.toml",
+                "--components",
+                "30,32",
+                "--json",
+                "--data-dir",
+            ])
+            .arg(&dir),
+    )?;
+    let ae_sse = report["test"]["sse_per_sample"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let pca_at = |k: u64| {
+        pca["pca"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["components"] == k))
+            .and_then(|r| r["sse_per_sample"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let (pca30, pca32) = (pca_at(30), pca_at(32));
+    const PUBLISHED_PCA30: f64 = 13.87;
+    const PUBLISHED_DEEP_AE: f64 = 3.00;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ae_sse_per_image": ae_sse, "ae_psnr": report["test"]["psnr"], "epochs": report["epochs"],
+                "train_seconds": train_secs, "pca30_sse_per_image": pca30, "pca32_sse_per_image": pca32,
+                "published_pca30": PUBLISHED_PCA30, "published_deep_ae30": PUBLISHED_DEEP_AE,
+                "pca30_vs_published": pca30 / PUBLISHED_PCA30 - 1.0, "target_met": ae_sse <= 2.5,
+                "run_dir": run_dir,
+            })
+        );
+    } else {
+        println!(
+            "MNIST test set, squared error per image (sum over 784 pixels in [0, 1], mean over 10,000 images)"
+        );
+        println!("{:<44} {:>10}", "model", "error");
+        println!(
+            "{:<44} {:>10.3}",
+            format!(
+                "ae conv AE, latent 32 ({} epochs, {:.0} s)",
+                report["epochs"], train_secs
+            ),
+            ae_sse
+        );
+        println!("{:<44} {:>10.3}", "PCA, 32 components", pca32);
+        println!("{:<44} {:>10.3}", "PCA, 30 components", pca30);
+        println!(
+            "{:<44} {:>10.3}",
+            "PCA, 30 (Hinton & Salakhutdinov 2006)", PUBLISHED_PCA30
+        );
+        println!(
+            "{:<44} {:>10.3}",
+            "deep autoencoder, 30 (same paper)", PUBLISHED_DEEP_AE
+        );
+        println!(
+            "target ae <= 2.5: {}; PCA-30 within {:+.2}% of the published value",
+            if ae_sse <= 2.5 { "met" } else { "NOT met" },
+            100.0 * (pca30 / PUBLISHED_PCA30 - 1.0)
+        );
+        println!("run directory: {}", run_dir.display());
+    }
+    Ok(())
 }
 
 fn perf(json: bool, python: Option<String>, rounds: usize, steps: usize) -> Result<()> {

@@ -33,6 +33,9 @@ tasks:
   bench perf [--json] [--python PATH] [--rounds N] [--steps N]
       Speed of the mnist-conv model against the PyTorch reference
       (../shared/bench/torch_reference.py), interleaved, as ratios.
+  bench quality-recon [--json] [--data-dir DIR] [--epochs N]
+      Test squared error per image of the MNIST conv AE (latent 32) on full
+      MNIST beside PCA with 30 and 32 components and published figures.
 ";
 
 /// The workspace root.

@@ -169,6 +169,49 @@ pub fn inspect(dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn pca(
+    config: &Path,
+    data_dir: Option<PathBuf>,
+    components: &[usize],
+    json: bool,
+) -> Result<()> {
+    let cfg = TrainConfig::from_file(config)?;
+    let data = ae_train::prepare(&cfg.data, &cfg.model, cfg.seed, data_dir.as_deref())?;
+    let mut rows = Vec::new();
+    for &k in components {
+        let t = std::time::Instant::now();
+        let p = ae_train::Pca::fit(&data.train.input, k)?;
+        let sse = p.sse_per_sample(&data.test.input);
+        let mse = sse / data.test.input.per_sample() as f64;
+        rows.push(serde_json::json!({
+            "components": k, "sse_per_sample": sse, "mse": mse, "psnr": ae_train::psnr(mse),
+            "fit_seconds": t.elapsed().as_secs_f64(),
+        }));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"data": data.description, "train": data.train.len(), "test": data.test.len(), "pca": rows})
+        );
+    } else {
+        println!(
+            "PCA fitted on {} training samples of {}, scored on {} test samples",
+            data.train.len(),
+            data.description,
+            data.test.len()
+        );
+        for r in &rows {
+            println!(
+                "{:>4} components: {:.3} squared error per sample, PSNR {:.2} dB",
+                r["components"],
+                r["sse_per_sample"].as_f64().unwrap_or(f64::NAN),
+                r["psnr"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn presets() -> Result<()> {
     println!("{:<18} {:>10}  {:<16} latent", "preset", "params", "input");
     for name in ae_core::PRESETS {

@@ -70,6 +70,22 @@ enum Command {
     },
     /// List the named model presets.
     Presets,
+    /// PCA baseline: fit on a config's training split, report the test
+    /// reconstruction error at each number of components.
+    Pca {
+        /// A training config (its data section is used).
+        #[arg(long)]
+        config: PathBuf,
+        /// Directory of the IDX files (replaces the config's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Numbers of components, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "32")]
+        components: Vec<usize>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure training and inference speed of the mnist-conv model
     /// (the figures `cargo xtask bench perf` compares with PyTorch).
     Bench {
@@ -130,6 +146,12 @@ fn main() -> ExitCode {
         } => commands::eval(&model, data_dir, json),
         Command::Inspect { model, json } => commands::inspect(&model, json),
         Command::Presets => commands::presets(),
+        Command::Pca {
+            config,
+            data_dir,
+            components,
+            json,
+        } => commands::pca(&config, data_dir, &components, json),
         Command::Bench { mode, steps, batch } => commands::bench(&mode, steps, batch),
     };
     match result {

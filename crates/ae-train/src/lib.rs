@@ -10,6 +10,7 @@
 //!   exponential, cosine with warm-up, one-cycle);
 //! - losses ([`loss`]: MSE, L1, BCE, the VAE objective with KL annealing);
 //! - denoising (noisy input, clean target) and paired (input → target) modes;
+//! - [`Pca`], the linear baseline at the same code size (faer);
 //! - a run directory with checkpoints, metrics, plots and exact resume
 //!   ([`train`], [`resume`]); [`evaluate`] for test metrics.
 //!
@@ -24,6 +25,7 @@ mod error;
 mod eval;
 pub mod loss;
 mod optim;
+mod pca;
 pub mod plot;
 mod schedule;
 mod trainer;
@@ -35,6 +37,7 @@ pub use data::{Part, Prepared, check_fits, default_data_dir, prepare};
 pub use error::{Error, Result};
 pub use eval::{EvalMetrics, evaluate, psnr};
 pub use optim::{Optimizer, clip_grad_norm};
+pub use pca::Pca;
 pub use schedule::Schedule;
 pub use trainer::{
     EpochMetrics, RunState, TrainOptions, TrainReport, default_run_dir, files, read_metrics,
