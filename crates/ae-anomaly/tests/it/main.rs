@@ -1,0 +1,5 @@
+//! Integration tests of ae-anomaly (one binary).
+
+mod detector;
+mod metrics;
+mod thresholds;
