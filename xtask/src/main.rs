@@ -36,6 +36,9 @@ tasks:
   bench quality-recon [--json] [--data-dir DIR] [--epochs N]
       Test squared error per image of the MNIST conv AE (latent 32) on full
       MNIST beside PCA with 30 and 32 components and published figures.
+  bench oneclass [--dataset mnist|fashion-mnist] [--classes 0,1,..] [--json]
+      One-class anomaly detection: train on each class alone, AUROC on the
+      whole test set, beside Deep SVDD's published figures.
 ";
 
 /// The workspace root.

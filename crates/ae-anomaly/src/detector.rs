@@ -29,9 +29,19 @@ impl Detector {
     pub fn load(dir: &Path, scorer: Scorer, device: &Device) -> Result<Self> {
         let model = Model::load(dir, device)?;
         let digest = model_digest(&dir.join(ae_core::WEIGHTS_FILE))?;
-        let threshold = if dir.join(THRESHOLD_FILE).exists() { Some(Threshold::load(dir, &digest)?) } else { None };
+        let threshold = if dir.join(THRESHOLD_FILE).exists() {
+            Some(Threshold::load(dir, &digest)?)
+        } else {
+            None
+        };
         let threshold = threshold.filter(|t| t.score == scorer.kind);
-        Ok(Detector { model, scorer, threshold, dir: dir.to_path_buf(), digest })
+        Ok(Detector {
+            model,
+            scorer,
+            threshold,
+            dir: dir.to_path_buf(),
+            digest,
+        })
     }
 
     /// Opens a complete detector: the model and its `threshold.json`, scoring
@@ -40,8 +50,17 @@ impl Detector {
         let model = Model::load(dir, device)?;
         let digest = model_digest(&dir.join(ae_core::WEIGHTS_FILE))?;
         let t = Threshold::load(dir, &digest)?;
-        let scorer = Scorer { kind: t.score, ..Scorer::default() };
-        Ok(Detector { model, scorer, threshold: Some(t), dir: dir.to_path_buf(), digest })
+        let scorer = Scorer {
+            kind: t.score,
+            ..Scorer::default()
+        };
+        Ok(Detector {
+            model,
+            scorer,
+            threshold: Some(t),
+            dir: dir.to_path_buf(),
+            digest,
+        })
     }
 
     /// The digest of the model's weights.
@@ -51,9 +70,20 @@ impl Detector {
 
     /// Fits a threshold on the scores of `normal` data (for F1-adaptive, on
     /// `normal` with `labels`, true = anomalous) and saves `threshold.json`.
-    pub fn fit(&mut self, method: ThresholdMethod, data: &Dataset, labels: Option<&[bool]>) -> Result<&Threshold> {
+    pub fn fit(
+        &mut self,
+        method: ThresholdMethod,
+        data: &Dataset,
+        labels: Option<&[bool]>,
+    ) -> Result<&Threshold> {
         let scores = self.scorer.score(&self.model, data)?;
-        let t = Threshold::fit(method, self.scorer.kind, &scores, labels, self.digest.clone())?;
+        let t = Threshold::fit(
+            method,
+            self.scorer.kind,
+            &scores,
+            labels,
+            self.digest.clone(),
+        )?;
         t.save(&self.dir)?;
         Ok(self.threshold.insert(t))
     }
@@ -65,19 +95,33 @@ impl Detector {
 
     fn fitted(&self) -> Result<&Threshold> {
         self.threshold.as_ref().ok_or_else(|| {
-            Error::config("threshold", format!("no {THRESHOLD_FILE} in {}: run `ae threshold fit` first", self.dir.display()))
+            Error::config(
+                "threshold",
+                format!(
+                    "no {THRESHOLD_FILE} in {}: run `ae threshold fit` first",
+                    self.dir.display()
+                ),
+            )
         })
     }
 
     /// `true` for samples scored above the threshold.
     pub fn predict(&self, data: &Dataset) -> Result<Vec<bool>> {
         let t = self.fitted()?;
-        Ok(self.score(data)?.into_iter().map(|s| t.is_anomalous(s)).collect())
+        Ok(self
+            .score(data)?
+            .into_iter()
+            .map(|s| t.is_anomalous(s))
+            .collect())
     }
 
     /// Scores mapped to [0, 1], 0.5 at the threshold.
     pub fn predict_proba(&self, data: &Dataset) -> Result<Vec<f64>> {
         let t = self.fitted()?;
-        Ok(self.score(data)?.into_iter().map(|s| t.probability(s)).collect())
+        Ok(self
+            .score(data)?
+            .into_iter()
+            .map(|s| t.probability(s))
+            .collect())
     }
 }

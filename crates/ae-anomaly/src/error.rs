@@ -50,14 +50,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Config { field: field.into(), reason: reason.into() }
+        Error::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::File { path: path.into(), reason: reason.into() }
+        Error::File {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -96,8 +96,21 @@ pub fn at_threshold(scores: &[f32], anomalous: &[bool], threshold: f64) -> Binar
     }
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let (precision, recall) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-    BinaryMetrics { tp, fp, tn, fn_, precision, recall, f1, accuracy: ratio(tp + tn, tp + fp + tn + fn_) }
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    BinaryMetrics {
+        tp,
+        fp,
+        tn,
+        fn_,
+        precision,
+        recall,
+        f1,
+        accuracy: ratio(tp + tn, tp + fp + tn + fn_),
+    }
 }
 
 #[cfg(test)]
@@ -107,7 +120,10 @@ mod tests {
     #[test]
     fn small_cases() {
         // sklearn.metrics.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
-        assert_eq!(auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
+        assert_eq!(
+            auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
+            Some(0.75)
+        );
         assert_eq!(auroc(&[1.0, 1.0], &[false, true]), Some(0.5));
         assert_eq!(auroc(&[1.0, 2.0], &[true, true]), None);
         // average_precision_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.8333…

@@ -63,15 +63,26 @@ impl ThresholdMethod {
     pub fn validate(&self) -> Result<()> {
         let bad = |f: &str, v: String| Err(Error::config(format!("threshold.{f}"), v));
         match *self {
-            ThresholdMethod::Manual { value } if !value.is_finite() => bad("value", format!("must be finite, found {value}")),
-            ThresholdMethod::Percentile { q } if !(0.0..=100.0).contains(&q) => bad("q", format!("must be in [0, 100], found {q}")),
-            ThresholdMethod::Contamination { rate } if !(rate > 0.0 && rate <= 0.5) => {
-                bad("rate", format!("contamination must be in (0, 0.5], found {rate}"))
+            ThresholdMethod::Manual { value } if !value.is_finite() => {
+                bad("value", format!("must be finite, found {value}"))
             }
-            ThresholdMethod::MeanStd { k } | ThresholdMethod::MedianMad { k } | ThresholdMethod::Iqr { k } if !k.is_finite() => {
+            ThresholdMethod::Percentile { q } if !(0.0..=100.0).contains(&q) => {
+                bad("q", format!("must be in [0, 100], found {q}"))
+            }
+            ThresholdMethod::Contamination { rate } if !(rate > 0.0 && rate <= 0.5) => bad(
+                "rate",
+                format!("contamination must be in (0, 0.5], found {rate}"),
+            ),
+            ThresholdMethod::MeanStd { k }
+            | ThresholdMethod::MedianMad { k }
+            | ThresholdMethod::Iqr { k }
+                if !k.is_finite() =>
+            {
                 bad("k", format!("must be finite, found {k}"))
             }
-            ThresholdMethod::Otsu { bins } if bins < 2 => bad("bins", format!("must be at least 2, found {bins}")),
+            ThresholdMethod::Otsu { bins } if bins < 2 => {
+                bad("bins", format!("must be at least 2, found {bins}"))
+            }
             _ => Ok(()),
         }
     }
@@ -94,9 +105,20 @@ impl ThresholdMethod {
     /// F1-adaptive, which needs `labels` (true = anomalous) for them.
     pub fn fit(&self, scores: &[f32], labels: Option<&[bool]>) -> Result<f64> {
         self.validate()?;
-        let finite: Vec<f64> = scores.iter().map(|&s| f64::from(s)).filter(|s| s.is_finite()).collect();
+        let finite: Vec<f64> = scores
+            .iter()
+            .map(|&s| f64::from(s))
+            .filter(|s| s.is_finite())
+            .collect();
         if finite.len() != scores.len() {
-            return Err(Error::config("scores", format!("{} of {} scores are NaN or infinite", scores.len() - finite.len(), scores.len())));
+            return Err(Error::config(
+                "scores",
+                format!(
+                    "{} of {} scores are NaN or infinite",
+                    scores.len() - finite.len(),
+                    scores.len()
+                ),
+            ));
         }
         if finite.is_empty() {
             return Err(Error::config("scores", "no scores to fit a threshold on"));
@@ -113,15 +135,23 @@ impl ThresholdMethod {
             ThresholdMethod::Iqr { k } => st.q3 + k * (st.q3 - st.q1),
             ThresholdMethod::Otsu { bins } => otsu(&sorted, bins),
             ThresholdMethod::F1Adaptive => {
-                let labels = labels.ok_or_else(|| Error::config("threshold.method", "f1_adaptive needs labelled scores"))?;
+                let labels = labels.ok_or_else(|| {
+                    Error::config("threshold.method", "f1_adaptive needs labelled scores")
+                })?;
                 if labels.len() != scores.len() {
-                    return Err(Error::config("labels", format!("{} labels for {} scores", labels.len(), scores.len())));
+                    return Err(Error::config(
+                        "labels",
+                        format!("{} labels for {} scores", labels.len(), scores.len()),
+                    ));
                 }
                 let pos = labels.iter().filter(|&&l| l).count();
                 if pos == 0 || pos == labels.len() {
                     return Err(Error::config(
                         "labels",
-                        format!("f1_adaptive needs normal and anomalous samples, found {pos} anomalous of {}", labels.len()),
+                        format!(
+                            "f1_adaptive needs normal and anomalous samples, found {pos} anomalous of {}",
+                            labels.len()
+                        ),
                     ));
                 }
                 // Candidates: just below each distinct score (flag it and above).
@@ -131,7 +161,11 @@ impl ThresholdMethod {
                     if s == prev {
                         continue;
                     }
-                    let t = if prev.is_finite() { (prev + s) / 2.0 } else { s - 1e-6_f64.max(s.abs() * 1e-6) };
+                    let t = if prev.is_finite() {
+                        (prev + s) / 2.0
+                    } else {
+                        s - 1e-6_f64.max(s.abs() * 1e-6)
+                    };
                     let f1 = at_threshold(scores, labels, t).f1;
                     if f1 > best.0 {
                         best = (f1, t);
@@ -165,9 +199,9 @@ fn otsu(sorted: &[f64], bins: usize) -> f64 {
     let centre = |i: usize| lo + (i as f64 + 0.5) * width;
     let total: f64 = hist.iter().enumerate().map(|(i, &c)| c * centre(i)).sum();
     let (mut w0, mut sum0, mut best, mut cut) = (0.0, 0.0, -1.0, 1);
-    for i in 0..bins - 1 {
-        w0 += hist[i];
-        sum0 += hist[i] * centre(i);
+    for (i, &count) in hist.iter().enumerate().take(bins - 1) {
+        w0 += count;
+        sum0 += count * centre(i);
         let w1 = n - w0;
         if w0 == 0.0 || w1 == 0.0 {
             continue;
@@ -249,11 +283,23 @@ pub const THRESHOLD_FILE: &str = "threshold.json";
 
 impl Threshold {
     /// Fits `method` on `scores` (with `labels` for F1-adaptive).
-    pub fn fit(method: ThresholdMethod, score: ScoreKind, scores: &[f32], labels: Option<&[bool]>, model_digest: String) -> Result<Self> {
+    pub fn fit(
+        method: ThresholdMethod,
+        score: ScoreKind,
+        scores: &[f32],
+        labels: Option<&[bool]>,
+        model_digest: String,
+    ) -> Result<Self> {
         let value = method.fit(scores, labels)?;
         let mut sorted: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
         sorted.sort_by(f64::total_cmp);
-        Ok(Threshold { method, value, score, stats: ScoreStats::of(&sorted), model_digest })
+        Ok(Threshold {
+            method,
+            value,
+            score,
+            stats: ScoreStats::of(&sorted),
+            model_digest,
+        })
     }
 
     /// Anomalous when `score > value`.
@@ -264,7 +310,11 @@ impl Threshold {
     /// A score mapped to [0, 1], 0.5 at the threshold: a logistic of the
     /// distance to it in units of the fitted scores' standard deviation.
     pub fn probability(&self, score: f32) -> f64 {
-        let scale = if self.stats.std > 0.0 { self.stats.std } else { 1.0 };
+        let scale = if self.stats.std > 0.0 {
+            self.stats.std
+        } else {
+            1.0
+        };
         1.0 / (1.0 + (-(f64::from(score) - self.value) / scale).exp())
     }
 
@@ -280,8 +330,11 @@ impl Threshold {
     pub fn load(dir: &Path, model_digest: &str) -> Result<Self> {
         let path = dir.join(THRESHOLD_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let t: Threshold = serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("invalid threshold: {e}")))?;
-        t.method.validate().map_err(|e| Error::file(&path, e.to_string()))?;
+        let t: Threshold = serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("invalid threshold: {e}")))?;
+        t.method
+            .validate()
+            .map_err(|e| Error::file(&path, e.to_string()))?;
         if t.model_digest != model_digest {
             return Err(Error::file(
                 &path,

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod anomaly;
 mod commands;
 
 #[global_allocator]
@@ -22,6 +23,45 @@ struct Cli {
     quiet: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum ThresholdAction {
+    /// Fit a threshold on the scores of the run's validation split (normal
+    /// data); F1-adaptive fits on labelled data (--images, else the test split).
+    Fit {
+        /// The run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// manual, percentile, contamination, mean_std, median_mad, iqr, otsu
+        /// or f1_adaptive.
+        #[arg(long)]
+        method: String,
+        /// manual: the threshold.
+        #[arg(long)]
+        value: Option<f64>,
+        /// percentile: the percentile of normal scores (default 95).
+        #[arg(long)]
+        q: Option<f64>,
+        /// contamination: the anomalous fraction, in (0, 0.5] (default 0.05).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// mean_std, median_mad (default 3) and iqr (default 1.5): k.
+        #[arg(long)]
+        k: Option<f64>,
+        /// otsu: histogram bins (default 256).
+        #[arg(long)]
+        bins: Option<usize>,
+        /// mse, l1, ssim or neg_elbo.
+        #[arg(long, default_value = "mse")]
+        score: String,
+        /// Directory of the IDX files (replaces the run's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Labelled images for f1_adaptive (`normal/`, `abnormal/`).
+        #[arg(long)]
+        images: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +107,46 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Anomaly scores of a run's test split (or of --images / --csv), with
+    /// AUROC, AUPRC and F1 when labels are known.
+    Score {
+        /// The run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory of the IDX files (replaces the run's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Score the images in this folder (`normal/` and `abnormal/`
+        /// subfolders give labels).
+        #[arg(long, conflicts_with = "csv")]
+        images: Option<PathBuf>,
+        /// Score the vectors of this CSV file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The CSV column with labels (0 normal, anything else anomalous).
+        #[arg(long, requires = "csv")]
+        label_column: Option<String>,
+        /// mse, l1, ssim or neg_elbo (default: the threshold's, else mse).
+        #[arg(long)]
+        score: Option<String>,
+        /// Write per-sample scores to this CSV.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write heat maps of the most anomalous inputs into this directory.
+        #[arg(long)]
+        heatmaps: Option<PathBuf>,
+        /// How many heat maps.
+        #[arg(long, default_value_t = 16)]
+        top: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fit and save a threshold (`threshold.json` in the run directory).
+    Threshold {
+        #[command(subcommand)]
+        action: ThresholdAction,
     },
     /// List the named model presets.
     Presets,
@@ -146,6 +226,46 @@ fn main() -> ExitCode {
         } => commands::eval(&model, data_dir, json),
         Command::Inspect { model, json } => commands::inspect(&model, json),
         Command::Presets => commands::presets(),
+        Command::Score {
+            model,
+            data_dir,
+            images,
+            csv,
+            label_column,
+            score,
+            output,
+            heatmaps,
+            top,
+            json,
+        } => anomaly::score(anomaly::ScoreArgs {
+            model,
+            data_dir,
+            images,
+            csv,
+            label_column,
+            score,
+            output,
+            heatmaps,
+            top,
+            json,
+        }),
+        Command::Threshold {
+            action:
+                ThresholdAction::Fit {
+                    model,
+                    method,
+                    value,
+                    q,
+                    rate,
+                    k,
+                    bins,
+                    score,
+                    data_dir,
+                    images,
+                },
+        } => anomaly::fit_threshold(
+            &model, &method, value, q, rate, k, bins, &score, data_dir, images,
+        ),
         Command::Pca {
             config,
             data_dir,

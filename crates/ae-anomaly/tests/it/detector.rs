@@ -5,8 +5,15 @@ use ae_core::{ConvAeConfig, Model, ModelConfig};
 use candle_core::Device;
 
 fn saved_model(dir: &std::path::Path, variational: bool) {
-    let cfg = ConvAeConfig { channels: vec![4, 8], variational, ..ConvAeConfig::mnist() };
-    Model::new(ModelConfig::Conv(cfg), 0, &Device::Cpu).unwrap().save(dir).unwrap();
+    let cfg = ConvAeConfig {
+        channels: vec![4, 8],
+        variational,
+        ..ConvAeConfig::mnist()
+    };
+    Model::new(ModelConfig::Conv(cfg), 0, &Device::Cpu)
+        .unwrap()
+        .save(dir)
+        .unwrap();
 }
 
 #[test]
@@ -15,9 +22,20 @@ fn fit_score_predict_and_proba() {
     saved_model(dir.path(), false);
     let data = ae_data::bundled_mnist_sample().unwrap().take(100);
     for kind in [ScoreKind::Mse, ScoreKind::L1, ScoreKind::Ssim] {
-        let mut d = Detector::load(dir.path(), Scorer { kind, ..Scorer::default() }, &Device::Cpu).unwrap();
+        let mut d = Detector::load(
+            dir.path(),
+            Scorer {
+                kind,
+                ..Scorer::default()
+            },
+            &Device::Cpu,
+        )
+        .unwrap();
         assert!(d.predict(&data).is_err(), "predicting needs a threshold");
-        let t = d.fit(ThresholdMethod::Contamination { rate: 0.1 }, &data, None).unwrap().clone();
+        let t = d
+            .fit(ThresholdMethod::Contamination { rate: 0.1 }, &data, None)
+            .unwrap()
+            .clone();
         let scores = d.score(&data).unwrap();
         assert_eq!(scores.len(), 100);
         let flagged = d.predict(&data).unwrap().iter().filter(|&&p| p).count();
@@ -38,7 +56,11 @@ fn vae_scores_with_the_negative_elbo() {
     let dir = tempfile::tempdir().unwrap();
     saved_model(dir.path(), true);
     let data = ae_data::bundled_mnist_sample().unwrap().take(20);
-    let scorer = Scorer { kind: ScoreKind::NegElbo, samples: 4, ..Scorer::default() };
+    let scorer = Scorer {
+        kind: ScoreKind::NegElbo,
+        samples: 4,
+        ..Scorer::default()
+    };
     let d = Detector::load(dir.path(), scorer, &Device::Cpu).unwrap();
     let s = d.score(&data).unwrap();
     assert!(s.iter().all(|v| v.is_finite() && *v > 0.0));
@@ -47,7 +69,12 @@ fn vae_scores_with_the_negative_elbo() {
     let plain = tempfile::tempdir().unwrap();
     saved_model(plain.path(), false);
     let d = Detector::load(plain.path(), scorer, &Device::Cpu).unwrap();
-    assert!(d.score(&data).unwrap_err().to_string().contains("variational"));
+    assert!(
+        d.score(&data)
+            .unwrap_err()
+            .to_string()
+            .contains("variational")
+    );
 }
 
 #[test]
@@ -63,10 +90,28 @@ fn data_of_another_shape_and_a_foreign_threshold_are_refused() {
     saved_model(other.path(), false);
     let mut od = Detector::load(other.path(), Scorer::default(), &Device::Cpu).unwrap();
     let data = ae_data::bundled_mnist_sample().unwrap().take(10);
-    od.fit(ThresholdMethod::MeanStd { k: 3.0 }, &data, None).unwrap();
+    od.fit(ThresholdMethod::MeanStd { k: 3.0 }, &data, None)
+        .unwrap();
     // Same seed, same weights: retrain-free "other model" needs different weights.
-    Model::new(ModelConfig::Conv(ConvAeConfig { channels: vec![4, 8], ..ConvAeConfig::mnist() }), 1, &Device::Cpu).unwrap().save(dir.path()).unwrap();
-    std::fs::copy(other.path().join("threshold.json"), dir.path().join("threshold.json")).unwrap();
-    let e = Detector::open(dir.path(), &Device::Cpu).err().unwrap().to_string();
+    Model::new(
+        ModelConfig::Conv(ConvAeConfig {
+            channels: vec![4, 8],
+            ..ConvAeConfig::mnist()
+        }),
+        1,
+        &Device::Cpu,
+    )
+    .unwrap()
+    .save(dir.path())
+    .unwrap();
+    std::fs::copy(
+        other.path().join("threshold.json"),
+        dir.path().join("threshold.json"),
+    )
+    .unwrap();
+    let e = Detector::open(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("threshold.json") && e.contains("digest"), "{e}");
 }

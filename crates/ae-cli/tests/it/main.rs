@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ae` binary (one test binary for the crate).
 
+mod anomaly;
 mod bad_input;
 mod resume;
 mod train;
