@@ -39,6 +39,9 @@ tasks:
   bench oneclass [--dataset mnist|fashion-mnist] [--classes 0,1,..] [--json]
       One-class anomaly detection: train on each class alone, AUROC on the
       whole test set, beside Deep SVDD's published figures.
+  bench nab [--json]
+      A 1-D conv AE on NAB machine-temperature windows: labelled anomaly
+      windows caught and false alarms at a fitted threshold.
 ";
 
 /// The workspace root.
