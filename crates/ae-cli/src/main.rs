@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod anomaly;
 mod commands;
+mod usemodel;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -148,6 +149,97 @@ enum Command {
         #[command(subcommand)]
         action: ThresholdAction,
     },
+    /// Latent codes (the mean for VAEs) of the run's test split, --images or
+    /// --csv, as CSV.
+    Encode {
+        /// The run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory of the IDX files (replaces the run's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Encode the images in this folder.
+        #[arg(long, conflicts_with = "csv")]
+        images: Option<PathBuf>,
+        /// Encode the vectors of this CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Output CSV.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Images from latent codes (a CSV written by `ae encode`).
+    Decode {
+        /// The run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The latents CSV.
+        latents: PathBuf,
+        /// A grid PNG (`.png`) or a directory for one PNG each.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Images through the model: PNG in, PNG out.
+    Reconstruct {
+        /// The run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Input images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Output directory (or a PNG with --grid).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// One PNG: inputs above their reconstructions.
+        #[arg(long)]
+        grid: bool,
+    },
+    /// Denoise images with a model trained in denoising mode.
+    Denoise {
+        /// The run directory of a denoising autoencoder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Noisy images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Output directory (or a PNG with --grid).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// One PNG: inputs above their denoised versions.
+        #[arg(long)]
+        grid: bool,
+    },
+    /// Images sampled from a VAE's prior.
+    Sample {
+        /// The run directory of a VAE.
+        #[arg(long)]
+        model: PathBuf,
+        /// How many.
+        #[arg(short, default_value_t = 64)]
+        n: usize,
+        /// A grid PNG (`.png`) or a directory for one PNG each.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// A strip of images between two images, through the latent space.
+    Interpolate {
+        /// The run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The first image.
+        a: PathBuf,
+        /// The last image.
+        b: PathBuf,
+        /// Images in the strip, both ends included.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// The PNG to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// List the named model presets.
     Presets,
     /// PCA baseline: fit on a config's training split, report the test
@@ -226,6 +318,43 @@ fn main() -> ExitCode {
         } => commands::eval(&model, data_dir, json),
         Command::Inspect { model, json } => commands::inspect(&model, json),
         Command::Presets => commands::presets(),
+        Command::Encode {
+            model,
+            data_dir,
+            images,
+            csv,
+            output,
+        } => usemodel::encode(&model, data_dir, images, csv, &output),
+        Command::Decode {
+            model,
+            latents,
+            output,
+        } => usemodel::decode(&model, &latents, &output),
+        Command::Reconstruct {
+            model,
+            images,
+            output,
+            grid,
+        }
+        | Command::Denoise {
+            model,
+            images,
+            output,
+            grid,
+        } => usemodel::reconstruct(&model, &images, &output, grid),
+        Command::Sample {
+            model,
+            n,
+            output,
+            seed,
+        } => usemodel::sample(&model, n, &output, seed),
+        Command::Interpolate {
+            model,
+            a,
+            b,
+            steps,
+            output,
+        } => usemodel::interpolate(&model, &a, &b, steps, &output),
         Command::Score {
             model,
             data_dir,

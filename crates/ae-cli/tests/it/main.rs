@@ -4,6 +4,7 @@ mod anomaly;
 mod bad_input;
 mod resume;
 mod train;
+mod usemodel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,315 @@
+//! Using a trained model: encode, decode, reconstruct / denoise, sample,
+//! interpolate.
+
+use std::path::{Path, PathBuf};
+
+use ae_core::{Autoencoder, Decoder, Encoder, Mode, Model};
+use ae_data::{ColorMode, Dataset, Normalizer};
+use ae_train::{TrainConfig, files, plot};
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+
+fn normalizer(dir: &Path) -> Result<Normalizer> {
+    let p = dir.join(files::NORMALIZER);
+    if !p.exists() {
+        return Ok(Normalizer::identity());
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid normaliser", p.display()))
+}
+
+/// `(channels, height, width)` of an image model, or an error naming it.
+fn image_dims(model: &Model, run: &Path) -> Result<(usize, usize, usize)> {
+    match model.config().input_dims().as_slice() {
+        [c @ (1 | 3), h, w] => Ok((*c, *h, *w)),
+        d => bail!(
+            "the model in {} takes samples of {d:?}, not 1- or 3-channel images",
+            run.display()
+        ),
+    }
+}
+
+/// Loads image files at the model's size, normalised as in training.
+fn load_images(run: &Path, model: &Model, images: &[PathBuf]) -> Result<Dataset> {
+    let (c, h, w) = image_dims(model, run)?;
+    let color = if c == 1 {
+        ColorMode::Gray
+    } else {
+        ColorMode::Rgb
+    };
+    let mut d = ae_data::load_image_files(images, color, Some((w as u32, h as u32)))?;
+    normalizer(run)?.apply_to(&mut d)?;
+    Ok(d)
+}
+
+/// Undoes the run's normalisation on flat samples.
+fn denormalize(run: &Path, values: &mut [f32], per: usize) -> Result<()> {
+    normalizer(run)?.invert(values, per)?;
+    Ok(())
+}
+
+fn rows_of(v: &[f32], per: usize) -> Vec<&[f32]> {
+    v.chunks(per).collect()
+}
+
+/// The data to encode: images, a CSV, or the run's test split.
+fn data_for(
+    run: &Path,
+    model: &Model,
+    data_dir: Option<PathBuf>,
+    images: Option<PathBuf>,
+    csv: Option<PathBuf>,
+) -> Result<Dataset> {
+    if let Some(dir) = images {
+        let (c, h, w) = image_dims(model, run)?;
+        let color = if c == 1 {
+            ColorMode::Gray
+        } else {
+            ColorMode::Rgb
+        };
+        let mut d = ae_data::load_image_folder(&dir, color, Some((w as u32, h as u32)))?;
+        normalizer(run)?.apply_to(&mut d)?;
+        return Ok(d);
+    }
+    if let Some(csv) = csv {
+        let mut d = ae_data::load_csv_vectors(&csv, None)?;
+        normalizer(run)?.apply_to(&mut d)?;
+        return Ok(d);
+    }
+    let cfg = TrainConfig::from_file(&run.join(files::CONFIG)).with_context(|| {
+        format!(
+            "{} is not a training run: pass --images or --csv",
+            run.display()
+        )
+    })?;
+    Ok(
+        ae_train::prepare(&cfg.data, &cfg.model, cfg.seed, data_dir.as_deref())?
+            .test
+            .input,
+    )
+}
+
+/// `ae encode`: latent codes (the mean for VAEs) as CSV.
+pub fn encode(
+    run: &Path,
+    data_dir: Option<PathBuf>,
+    images: Option<PathBuf>,
+    csv: Option<PathBuf>,
+    out: &Path,
+) -> Result<()> {
+    let model = Model::load(run, &Device::Cpu)?;
+    let data = data_for(run, &model, data_dir, images, csv)?;
+    ae_anomaly::check_fits(&model, &data)?;
+    let dim: usize = model.latent_dims().iter().product();
+    let mut text = String::from("index,key,label");
+    for j in 0..dim {
+        text.push_str(&format!(",z{j}"));
+    }
+    text.push('\n');
+    for idx in data.batch_indices(500, None, false)? {
+        let x = data.tensor(&idx, model.device())?;
+        let z = model
+            .encode(&x, Mode::Eval)?
+            .mean()
+            .flatten_from(1)?
+            .to_vec2::<f32>()?;
+        for (&i, row) in idx.iter().zip(z) {
+            let key = data
+                .keys()
+                .map(|k| k[i].replace(',', ";"))
+                .unwrap_or_default();
+            let label = data.labels().map(|l| l[i].to_string()).unwrap_or_default();
+            text.push_str(&format!("{i},{key},{label}"));
+            for v in row {
+                text.push_str(&format!(",{v}"));
+            }
+            text.push('\n');
+        }
+    }
+    ae_core::checkpoint::write_atomic(out, text.as_bytes())?;
+    println!(
+        "{} latent codes of {dim} values written to {}",
+        data.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Reads the `z*` columns of a latents CSV.
+fn read_latents(path: &Path, dim: usize) -> Result<Vec<f32>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .context("empty latents file")?
+        .split(',')
+        .collect();
+    let cols: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.starts_with('z'))
+        .map(|(i, _)| i)
+        .collect();
+    if cols.len() != dim {
+        bail!(
+            "{}: {} latent columns (z0, z1, …), the model's latent has {dim} values",
+            path.display(),
+            cols.len()
+        );
+    }
+    let mut v = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        for &c in &cols {
+            let f = fields
+                .get(c)
+                .with_context(|| format!("{}: line {} is short", path.display(), n + 2))?;
+            let x: f32 = f.trim().parse().with_context(|| {
+                format!("{}: line {}: `{f}` is not a number", path.display(), n + 2)
+            })?;
+            if !x.is_finite() {
+                bail!("{}: line {}: {x} is not finite", path.display(), n + 2);
+            }
+            v.push(x);
+        }
+    }
+    if v.is_empty() {
+        bail!("{}: no latent codes", path.display());
+    }
+    Ok(v)
+}
+
+/// Writes images as one grid PNG (`out` ends in `.png`) or one PNG each in
+/// the directory `out`.
+fn write_images(
+    out: &Path,
+    samples: &[f32],
+    dims: &[usize],
+    names: &[String],
+    cols: usize,
+) -> Result<()> {
+    let per: usize = dims.iter().product();
+    let rows = rows_of(samples, per);
+    if out.extension().is_some_and(|e| e == "png") {
+        let grid: Vec<Vec<&[f32]>> = rows.chunks(cols.max(1)).map(<[&[f32]]>::to_vec).collect();
+        plot::image_grid(out, &grid, dims, 3)?;
+    } else {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        for (s, name) in rows.iter().zip(names) {
+            plot::save_image(&out.join(name), s, dims)?;
+        }
+    }
+    Ok(())
+}
+
+/// `ae decode`: images from latent codes.
+pub fn decode(run: &Path, latents: &Path, out: &Path) -> Result<()> {
+    let model = Model::load(run, &Device::Cpu)?;
+    let dims = {
+        let (c, h, w) = image_dims(&model, run)?;
+        vec![c, h, w]
+    };
+    let ld = model.latent_dims().to_vec();
+    let z = read_latents(latents, ld.iter().product())?;
+    let n = z.len() / ld.iter().product::<usize>();
+    let mut shape = vec![n];
+    shape.extend(&ld);
+    let mut x = model
+        .decode(&Tensor::from_vec(z, shape, model.device())?, false)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let per: usize = dims.iter().product();
+    denormalize(run, &mut x, per)?;
+    let names: Vec<String> = (0..n).map(|i| format!("decoded-{i:05}.png")).collect();
+    write_images(out, &x, &dims, &names, 8)?;
+    println!("{n} images decoded to {}", out.display());
+    Ok(())
+}
+
+/// `ae reconstruct` / `ae denoise`: images through the model.
+pub fn reconstruct(run: &Path, images: &[PathBuf], out: &Path, grid: bool) -> Result<()> {
+    let model = Model::load(run, &Device::Cpu)?;
+    let data = load_images(run, &model, images)?;
+    let idx: Vec<usize> = (0..data.len()).collect();
+    let x = data.tensor(&idx, model.device())?;
+    let mut r = model
+        .forward(&x, Mode::Eval)?
+        .reconstruction
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let per = data.per_sample();
+    denormalize(run, &mut r, per)?;
+    let dims = data.sample_dims().to_vec();
+    if grid {
+        let mut inputs = data.data().to_vec();
+        denormalize(run, &mut inputs, per)?;
+        let rows = vec![rows_of(&inputs, per), rows_of(&r, per)];
+        plot::image_grid(out, &rows, &dims, 3)?;
+    } else {
+        let names: Vec<String> = images
+            .iter()
+            .map(|p| {
+                p.file_stem()
+                    .map_or("image".into(), |s| s.to_string_lossy().into_owned())
+                    + ".png"
+            })
+            .collect();
+        write_images(out, &r, &dims, &names, 8)?;
+    }
+    println!("{} images written to {}", data.len(), out.display());
+    Ok(())
+}
+
+/// `ae sample`: images decoded from the prior of a VAE.
+pub fn sample(run: &Path, n: usize, out: &Path, seed: u64) -> Result<()> {
+    let model = Model::load(run, &Device::Cpu)?;
+    if !model.is_variational() {
+        bail!(
+            "{} holds a deterministic autoencoder: sampling needs a VAE (`variational = true`)",
+            run.display()
+        );
+    }
+    let (c, h, w) = image_dims(&model, run)?;
+    let mut shape = vec![n.max(1)];
+    shape.extend(model.latent_dims());
+    let z = ae_core::randn(&mut ae_core::rng(seed), &shape, model.device())?;
+    let mut x = model.decode(&z, false)?.flatten_all()?.to_vec1::<f32>()?;
+    denormalize(run, &mut x, c * h * w)?;
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let names: Vec<String> = (0..n).map(|i| format!("sample-{i:05}.png")).collect();
+    write_images(out, &x, &[c, h, w], &names, cols)?;
+    println!("{n} samples written to {}", out.display());
+    Ok(())
+}
+
+/// `ae interpolate`: a strip of images decoded along the line between the
+/// codes of two images.
+pub fn interpolate(run: &Path, a: &Path, b: &Path, steps: usize, out: &Path) -> Result<()> {
+    let model = Model::load(run, &Device::Cpu)?;
+    let data = load_images(run, &model, &[a.to_path_buf(), b.to_path_buf()])?;
+    let x = data.tensor(&[0, 1], model.device())?;
+    let z = model.encode(&x, Mode::Eval)?.mean().clone();
+    let (za, zb) = (z.get(0)?, z.get(1)?);
+    let steps = steps.max(2);
+    let zs: Vec<Tensor> = (0..steps)
+        .map(|i| {
+            let t = i as f64 / (steps - 1) as f64;
+            (za.affine(1.0 - t, 0.0)? + zb.affine(t, 0.0)?)?.unsqueeze(0)
+        })
+        .collect::<candle_core::Result<_>>()?;
+    let mut imgs = model
+        .decode(&Tensor::cat(&zs, 0)?, false)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let per = data.per_sample();
+    denormalize(run, &mut imgs, per)?;
+    plot::image_grid(out, &[rows_of(&imgs, per)], data.sample_dims(), 3)?;
+    println!(
+        "{steps} images from {} to {} written to {}",
+        a.display(),
+        b.display(),
+        out.display()
+    );
+    Ok(())
+}
