@@ -209,6 +209,21 @@ enum Command {
         #[arg(long)]
         grid: bool,
     },
+    /// Transform images with a model trained on paired data (input → target).
+    Transform {
+        /// The run directory of a paired model.
+        #[arg(long)]
+        model: PathBuf,
+        /// Input images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Output directory (or a PNG with --grid).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// One PNG: inputs above their transforms.
+        #[arg(long)]
+        grid: bool,
+    },
     /// Images sampled from a VAE's prior.
     Sample {
         /// The run directory of a VAE.
@@ -337,6 +352,12 @@ fn main() -> ExitCode {
             grid,
         }
         | Command::Denoise {
+            model,
+            images,
+            output,
+            grid,
+        }
+        | Command::Transform {
             model,
             images,
             output,

@@ -94,6 +94,16 @@ fn a_vae_run_encodes_decodes_reconstructs_samples_and_interpolates() {
         "--grid",
     ]));
     assert!(g.is_file());
+    let t = tmp.path().join("t");
+    ok(&ae(&[
+        "transform",
+        "--model",
+        r,
+        a.to_str().unwrap(),
+        "-o",
+        t.to_str().unwrap(),
+    ]));
+    assert!(t.join("digit-0.png").is_file());
 
     let s = tmp.path().join("samples.png");
     ok(&ae(&[
