@@ -17,8 +17,8 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
 
     let x = images(128);
-    let mut opt =
-        Optimizer::new(OptimizerConfig::default(), model.named_vars()).expect("optimizer");
+    let mut opt = Optimizer::new(OptimizerConfig::default(), model.trainable_named_vars())
+        .expect("optimizer");
     let mut rng = ae_core::rng(0);
     group.throughput(Throughput::Elements(128));
     group.bench_function("train step, batch 128", |b| {

@@ -520,17 +520,6 @@ fn num(v: f64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn figures_are_read_from_json_lines() {
-        let out = "train: 1 img/s\nJSON {\"figure\": \"train_images_per_second\", \"value\": 5581.2, \"unit\": \"img/s\"}\nJSON {\"figure\":\"peak_rss\",\"value\":99.5}\n";
-        let f = super::figures(out);
-        assert_eq!(f["train_images_per_second"], 5581.2);
-        assert_eq!(f["peak_rss"], 99.5);
-    }
-}
-
 /// The signal case: a 1-D conv AE on windows of NAB's machine-temperature
 /// series (configs/nab-conv1d.toml), a mean + 3σ threshold fitted on
 /// validation windows, and the test period (the last 20% of the series, which
@@ -615,4 +604,15 @@ fn nab(json: bool) -> Result<()> {
         println!("run: {}", run.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_are_read_from_json_lines() {
+        let out = "train: 1 img/s\nJSON {\"figure\": \"train_images_per_second\", \"value\": 5581.2, \"unit\": \"img/s\"}\nJSON {\"figure\":\"peak_rss\",\"value\":99.5}\n";
+        let f = super::figures(out);
+        assert_eq!(f["train_images_per_second"], 5581.2);
+        assert_eq!(f["peak_rss"], 99.5);
+    }
 }

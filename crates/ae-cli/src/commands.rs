@@ -283,7 +283,7 @@ pub fn bench(mode: &str, steps: usize, batch: usize) -> Result<()> {
                 beta2: 0.999,
                 eps: 1e-8,
             },
-            model.named_vars(),
+            model.trainable_named_vars(),
         )?;
         let mut step_rng = ae_core::rng(1);
         let secs = median_seconds(

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -251,9 +251,4 @@ impl Model {
         }
         Ok(())
     }
-}
-
-/// The paths of a checkpoint directory's two files.
-pub fn checkpoint_files(dir: &Path) -> (PathBuf, PathBuf) {
-    (dir.join(CONFIG_FILE), dir.join(WEIGHTS_FILE))
 }

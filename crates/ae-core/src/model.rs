@@ -115,10 +115,17 @@ impl Model {
     /// The variables an optimiser should update: all parameters except
     /// batch-norm running statistics, sorted by name.
     pub fn trainable_vars(&self) -> Vec<Var> {
+        self.trainable_named_vars()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// [`Model::trainable_vars`] with their names.
+    pub fn trainable_named_vars(&self) -> Vec<(String, Var)> {
         self.named_vars()
             .into_iter()
             .filter(|(n, _)| !n.ends_with(".running_mean") && !n.ends_with(".running_var"))
-            .map(|(_, v)| v)
             .collect()
     }
 

@@ -197,11 +197,7 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let data = prepare(&cfg.data, &cfg.model, cfg.seed, opts.data_dir.as_deref())?;
     let model = Model::new(cfg.model.clone(), cfg.seed, &opts.device)?;
-    let vars = model
-        .named_vars()
-        .into_iter()
-        .filter(|(n, _)| !n.ends_with(".running_mean") && !n.ends_with(".running_var"))
-        .collect();
+    let vars = model.trainable_named_vars();
     let optimizer = Optimizer::new(cfg.train.optimizer, vars)?;
     write_json(&dir.join(files::CONFIG), &cfg)?;
     write_json(&dir.join(files::NORMALIZER), &data.normalizer)?;
@@ -247,11 +243,7 @@ pub fn resume(
     }
     let model = Model::new(cfg.model.clone(), cfg.seed, &opts.device)?;
     model.load_weights(&dir.join(&state.weights))?;
-    let vars = model
-        .named_vars()
-        .into_iter()
-        .filter(|(n, _)| !n.ends_with(".running_mean") && !n.ends_with(".running_var"))
-        .collect();
+    let vars = model.trainable_named_vars();
     let mut optimizer = Optimizer::new(cfg.train.optimizer, vars)?;
     optimizer.load(&dir.join(&state.optimizer))?;
     // Drop metric lines of epochs after the resume point (a killed epoch).
@@ -323,11 +315,7 @@ fn run(
         .batch_indices(t.batch_size, None, drop_last)?
         .len();
     let total_steps = steps_per_epoch * t.epochs;
-    let vars: Vec<(String, candle_core::Var)> = model
-        .named_vars()
-        .into_iter()
-        .filter(|(n, _)| !n.ends_with(".running_mean") && !n.ends_with(".running_var"))
-        .collect();
+    let vars = model.trainable_named_vars();
     let mut st = state.unwrap_or(RunState {
         epoch: 0,
         global_step: 0,
