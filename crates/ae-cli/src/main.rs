@@ -224,6 +224,22 @@ enum Command {
         #[arg(long)]
         grid: bool,
     },
+    /// Picture the latent space (PNG) and compare reconstruction with PCA of
+    /// the same size.
+    Reduce {
+        /// The run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory of the IDX files (replaces the run's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The PNG to write.
+        #[arg(long, default_value = "latent.png")]
+        plot: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Images sampled from a VAE's prior.
     Sample {
         /// The run directory of a VAE.
@@ -363,6 +379,12 @@ fn main() -> ExitCode {
             output,
             grid,
         } => usemodel::reconstruct(&model, &images, &output, grid),
+        Command::Reduce {
+            model,
+            data_dir,
+            plot,
+            json,
+        } => usemodel::reduce(&model, data_dir, &plot, json),
         Command::Sample {
             model,
             n,

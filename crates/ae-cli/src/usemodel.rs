@@ -313,3 +313,72 @@ pub fn interpolate(run: &Path, a: &Path, b: &Path, steps: usize, out: &Path) -> 
     );
     Ok(())
 }
+
+/// `ae reduce`: a 2-D picture of the latent codes of the run's test split
+/// (their first two principal components when the latent is larger), and
+/// the test reconstruction error against PCA with as many components.
+pub fn reduce(run: &Path, data_dir: Option<PathBuf>, plot_path: &Path, json: bool) -> Result<()> {
+    let model = Model::load(run, &Device::Cpu)?;
+    let cfg = TrainConfig::from_file(&run.join(files::CONFIG))
+        .with_context(|| format!("{} is not a training run", run.display()))?;
+    let prepared = ae_train::prepare(&cfg.data, &cfg.model, cfg.seed, data_dir.as_deref())?;
+    let test = &prepared.test.input;
+    let dim: usize = model.latent_dims().iter().product();
+    let mut codes = Vec::with_capacity(test.len() * dim);
+    let mut sse = 0.0f64;
+    for idx in test.batch_indices(500, None, false)? {
+        let x = test.tensor(&idx, model.device())?;
+        let latent = model.encode(&x, Mode::Eval)?;
+        codes.extend(latent.mean().flatten_all()?.to_vec1::<f32>()?);
+        let r = model.decode(latent.mean(), false)?.reshape(x.dims())?;
+        sse += f64::from((r - &x)?.sqr()?.sum_all()?.to_scalar::<f32>()?);
+    }
+    let ae_sse = sse / test.len().max(1) as f64;
+    let codes = Dataset::new(
+        "latent codes",
+        vec![dim],
+        codes,
+        test.labels().map(<[u32]>::to_vec),
+    )?;
+    let points: Vec<(f64, f64)> = if dim == 2 {
+        (0..codes.len())
+            .map(|i| (f64::from(codes.sample(i)[0]), f64::from(codes.sample(i)[1])))
+            .collect()
+    } else if dim == 1 {
+        (0..codes.len())
+            .map(|i| (f64::from(codes.sample(i)[0]), 0.0))
+            .collect()
+    } else {
+        let pca = ae_train::Pca::fit(&codes, 2)?;
+        (0..codes.len())
+            .map(|i| {
+                let p = pca.transform(codes.sample(i));
+                (p[0], p[1])
+            })
+            .collect()
+    };
+    let title = if dim > 2 {
+        format!("latent codes ({dim}-D), first two principal components")
+    } else {
+        format!("latent codes ({dim}-D)")
+    };
+    plot::scatter(plot_path, &title, &points, codes.labels())?;
+    let k = dim.min(test.per_sample());
+    let pca_sse = ae_train::Pca::fit(&prepared.train.input, k)?.sse_per_sample(test);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"latent_dim": dim, "samples": test.len(), "ae_sse_per_sample": ae_sse, "pca_components": k, "pca_sse_per_sample": pca_sse, "plot": plot_path})
+        );
+    } else {
+        println!(
+            "{} test samples, latent of {dim} values; picture in {}",
+            test.len(),
+            plot_path.display()
+        );
+        println!(
+            "reconstruction error per sample: ae {ae_sse:.4}, PCA with {k} components {pca_sse:.4}"
+        );
+    }
+    Ok(())
+}

@@ -225,3 +225,93 @@ pub fn save_image(path: &Path, sample: &[f32], dims: &[usize]) -> Result<()> {
         _ => image_grid(path, &[vec![sample]], dims, 1),
     }
 }
+
+/// A scatter plot of 2-D points coloured by label (up to ten colours, grey
+/// for unlabelled points), with a legend.
+pub fn scatter(
+    path: &Path,
+    title: &str,
+    points: &[(f64, f64)],
+    labels: Option<&[u32]>,
+) -> Result<()> {
+    register_font();
+    let (w, h) = (800u32, 720u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let fold = |f: fn(f64, f64) -> f64, init: f64, sel: fn(&(f64, f64)) -> f64| {
+            points.iter().map(sel).fold(init, f)
+        };
+        let (x0, x1) = (
+            fold(f64::min, f64::INFINITY, |p| p.0),
+            fold(f64::max, f64::NEG_INFINITY, |p| p.0),
+        );
+        let (y0, y1) = (
+            fold(f64::min, f64::INFINITY, |p| p.1),
+            fold(f64::max, f64::NEG_INFINITY, |p| p.1),
+        );
+        let (px, py) = (((x1 - x0) * 0.05).max(1e-6), ((y1 - y0) * 0.05).max(1e-6));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0 - px..x1 + px, y0 - py..y1 + py)
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .configure_mesh()
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        let palette = [
+            RGBColor(31, 119, 180),
+            RGBColor(255, 127, 14),
+            RGBColor(44, 160, 44),
+            RGBColor(214, 39, 40),
+            RGBColor(148, 103, 189),
+            RGBColor(140, 86, 75),
+            RGBColor(227, 119, 194),
+            RGBColor(127, 127, 127),
+            RGBColor(188, 189, 34),
+            RGBColor(23, 190, 207),
+        ];
+        let mut classes: Vec<u32> = labels.map(|l| l.to_vec()).unwrap_or_default();
+        classes.sort_unstable();
+        classes.dedup();
+        if classes.is_empty() {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 2, RGBColor(100, 100, 100).mix(0.6).filled())),
+                )
+                .map_err(|e| plot_err(path, e))?;
+        }
+        for (ci, &c) in classes.iter().enumerate() {
+            let color = palette[ci % palette.len()];
+            let l = labels.unwrap_or(&[]);
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .zip(l)
+                        .filter(|(_, lab)| **lab == c)
+                        .map(|(&p, _)| Circle::new(p, 2, color.mix(0.6).filled())),
+                )
+                .map_err(|e| plot_err(path, e))?
+                .label(c.to_string())
+                .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
+        }
+        if !classes.is_empty() {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| plot_err(path, e))?;
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).expect("buffer has the right size");
+    save_png(path, &image::DynamicImage::ImageRgb8(img))
+}
