@@ -39,6 +39,9 @@ tasks:
   bench oneclass [--dataset mnist|fashion-mnist] [--classes 0,1,..] [--json]
       One-class anomaly detection: train on each class alone, AUROC on the
       whole test set, beside Deep SVDD's published figures.
+  bench denoise [--json] [--data-dir DIR] [--epochs N]
+      PSNR of the MNIST denoising autoencoder beside the noisy input and
+      classical filters (3x3 median, Gaussian blur).
   bench nab [--json]
       A 1-D conv AE on NAB machine-temperature windows: labelled anomaly
       windows caught and false alarms at a fitted threshold.

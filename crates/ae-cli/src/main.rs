@@ -240,6 +240,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Denoising quality on the run's test split: PSNR of the noisy images,
+    /// of classical filters and of the model (Gaussian σ 0.5, salt-and-pepper
+    /// p 0.2).
+    DenoiseEval {
+        /// The run directory of a denoising autoencoder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory of the IDX files (replaces the run's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Images sampled from a VAE's prior.
     Sample {
         /// The run directory of a VAE.
@@ -379,6 +393,11 @@ fn main() -> ExitCode {
             output,
             grid,
         } => usemodel::reconstruct(&model, &images, &output, grid),
+        Command::DenoiseEval {
+            model,
+            data_dir,
+            json,
+        } => usemodel::denoise_eval(&model, data_dir, json),
         Command::Reduce {
             model,
             data_dir,

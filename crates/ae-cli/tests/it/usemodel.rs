@@ -106,11 +106,21 @@ fn a_vae_run_encodes_decodes_reconstructs_samples_and_interpolates() {
     assert!(t.join("digit-0.png").is_file());
 
     let plot = tmp.path().join("latent.png");
-    let out = ok(&ae(&["reduce", "--model", r, "--plot", plot.to_str().unwrap(), "--json"]));
+    let out = ok(&ae(&[
+        "reduce",
+        "--model",
+        r,
+        "--plot",
+        plot.to_str().unwrap(),
+        "--json",
+    ]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["latent_dim"], 8);
     assert_eq!(v["pca_components"], 8);
-    assert!(v["ae_sse_per_sample"].as_f64().unwrap() > 0.0 && v["pca_sse_per_sample"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["ae_sse_per_sample"].as_f64().unwrap() > 0.0
+            && v["pca_sse_per_sample"].as_f64().unwrap() > 0.0
+    );
     assert!(image::open(&plot).unwrap().width() > 100);
 
     let s = tmp.path().join("samples.png");
