@@ -197,3 +197,38 @@ fn bad_input_for_model_use() {
     ]));
     assert!(e.contains("bad.png"), "{e}");
 }
+
+#[test]
+fn denoise_eval_reports_noisy_filters_and_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(
+        tmp.path(),
+        "n",
+        "",
+        "noise = { kind = \"gaussian\", sigma = 0.5 }",
+    );
+    let run = tmp.path().join("dae");
+    ok(&ae(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let out = ok(&ae(&[
+        "denoise-eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r.len(), 2);
+    for row in r {
+        let noisy = row["noisy_psnr"].as_f64().unwrap();
+        // Classical filters clean Gaussian and impulse noise on digits.
+        assert!(row["median3_psnr"].as_f64().unwrap() > noisy, "{row}");
+        assert!(row["ae_psnr"].as_f64().unwrap().is_finite());
+    }
+}
