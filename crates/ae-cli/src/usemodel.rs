@@ -492,8 +492,13 @@ pub fn denoise_eval(run: &Path, data_dir: Option<PathBuf>, json: bool) -> Result
             );
         }
         let (noisy_psnr, model_psnr) = (psnr_of(&noisy, clean), psnr_of(&out, clean));
+        let label = match noise {
+            Noise::Gaussian { sigma } => format!("gaussian sigma {sigma}"),
+            Noise::SaltPepper { p } => format!("salt-and-pepper p {p}"),
+            other => format!("{other:?}"),
+        };
         results.push(serde_json::json!({
-            "noise": noise, "noisy_psnr": noisy_psnr, "median3_psnr": median, "gaussian_blur_psnr": blur,
+            "noise": label, "noisy_psnr": noisy_psnr, "median3_psnr": median, "gaussian_blur_psnr": blur,
             "gaussian_blur_sigma": best_sigma, "ae_psnr": model_psnr,
             "gain_over_noisy": model_psnr - noisy_psnr, "gain_over_best_filter": model_psnr - median.max(blur),
         }));
@@ -517,7 +522,7 @@ pub fn denoise_eval(run: &Path, data_dir: Option<PathBuf>, json: bool) -> Result
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         println!(
             "{:<26} {:>8.2} {:>10.2} {:>9.2} (σ {:.2}) {:>8.2}",
-            r["noise"].to_string(),
+            r["noise"].as_str().unwrap_or("?"),
             f("noisy_psnr"),
             f("median3_psnr"),
             f("gaussian_blur_psnr"),
