@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use ae_anomaly::metrics::{at_threshold, auroc, average_precision};
 use ae_anomaly::{Detector, ScoreKind, Scorer, Threshold, ThresholdMethod, write_heatmap};
-use ae_data::{ColorMode, Dataset, Normalizer};
+use ae_data::{ColorMode, Dataset};
+
+use crate::usemodel::normalizer;
 use ae_train::{DataSource, TrainConfig, files};
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
@@ -25,15 +27,6 @@ pub struct ScoreArgs {
 fn parse_score(s: &str) -> Result<ScoreKind> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .with_context(|| format!("unknown score `{s}`: mse, l1, ssim or neg_elbo"))
-}
-
-fn normalizer(dir: &Path) -> Result<Normalizer> {
-    let p = dir.join(files::NORMALIZER);
-    if !p.exists() {
-        return Ok(Normalizer::identity());
-    }
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: invalid normaliser", p.display()))
 }
 
 /// Data to score and whether each sample is anomalous (when known).

@@ -9,7 +9,8 @@ use ae_train::{TrainConfig, files, plot};
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 
-fn normalizer(dir: &Path) -> Result<Normalizer> {
+/// The run's `normalizer.json` (the identity when it has none).
+pub fn normalizer(dir: &Path) -> Result<Normalizer> {
     let p = dir.join(files::NORMALIZER);
     if !p.exists() {
         return Ok(Normalizer::identity());
