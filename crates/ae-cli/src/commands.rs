@@ -83,30 +83,14 @@ fn load_run(dir: &Path) -> Result<(TrainConfig, Model)> {
 pub fn eval(dir: &Path, data_dir: Option<PathBuf>, json: bool) -> Result<()> {
     let (cfg, model) = load_run(dir)?;
     let data = ae_train::prepare(&cfg.data, &cfg.model, cfg.seed, data_dir.as_deref())?;
-    let saved: ae_data::Normalizer = serde_json::from_str(
-        &std::fs::read_to_string(dir.join(files::NORMALIZER))
-            .with_context(|| format!("reading {}", dir.join(files::NORMALIZER).display()))?,
-    )
-    .with_context(|| {
-        format!(
-            "{}: invalid normaliser",
-            dir.join(files::NORMALIZER).display()
-        )
-    })?;
+    let saved = crate::usemodel::normalizer(dir)?;
     if saved != data.normalizer {
         bail!(
             "{}: the data differ from those the model was trained on (normalisation statistics do not match)",
             dir.display()
         );
     }
-    let range = data
-        .train
-        .input
-        .data()
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    let range = ae_train::data_range(&data.train.input);
     let noise = cfg.data.noise.as_ref().map(|n| (n, range));
     let m = ae_train::evaluate(
         &model,

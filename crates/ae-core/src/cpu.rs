@@ -316,12 +316,9 @@ impl ConvOp {
         let (ip, op) = (self.in_per_image(), self.out_per_image());
         let b = x.len() / ip;
         let bp = b * p;
-        bufs.get(0, k * bp);
         if self.transposed {
             // col (K × BP) = Wmᵀ (K × Cin) · X (Cin × BP); y_i = col2im(col_i) + b.
-            bufs.get(1, self.cin * bp);
-            let (c0, c1) = bufs.bufs.split_at_mut(1);
-            let (col, xg) = (&mut c0[0][..k * bp], &mut c1[0][..self.cin * bp]);
+            let (col, xg) = bufs.pair(k * bp, self.cin * bp);
             gather(x, self.cin, p, xg);
             matmul(
                 k,
@@ -343,9 +340,7 @@ impl ConvOp {
             }
         } else {
             // Y (Cout × BP) = W (Cout × K) · [im2col(x_1) … im2col(x_b)] (K × BP).
-            bufs.get(1, self.cout * bp);
-            let (c0, c1) = bufs.bufs.split_at_mut(1);
-            let (col, tmp) = (&mut c0[0][..k * bp], &mut c1[0][..self.cout * bp]);
+            let (col, tmp) = bufs.pair(k * bp, self.cout * bp);
             for (i, xi) in x.chunks(ip).enumerate() {
                 im2col(xi, g, col, bp, i * p);
             }
@@ -392,12 +387,9 @@ impl ConvOp {
         let (ip, op) = (self.in_per_image(), self.out_per_image());
         let b = x.len() / ip;
         let bp = b * p;
-        bufs.get(0, k * bp);
         if self.transposed {
             // col = [im2col(dy_i)] (K × BP); dWm += X (Cin × BP) · colᵀ; dX = Wm · col.
-            bufs.get(1, self.cin * bp);
-            let (c0, c1) = bufs.bufs.split_at_mut(1);
-            let (col, xg) = (&mut c0[0][..k * bp], &mut c1[0][..self.cin * bp]);
+            let (col, xg) = bufs.pair(k * bp, self.cin * bp);
             for (i, dyi) in dy.chunks(op).enumerate() {
                 im2col(dyi, g, col, bp, i * p);
             }
@@ -436,9 +428,7 @@ impl ConvOp {
             }
         } else {
             // dW += dY (Cout × BP) · colᵀ; dX_i = col2im((Wᵀ · dY)_i).
-            bufs.get(1, self.cout * bp);
-            let (c0, c1) = bufs.bufs.split_at_mut(1);
-            let (col, dyg) = (&mut c0[0][..k * bp], &mut c1[0][..self.cout * bp]);
+            let (col, dyg) = bufs.pair(k * bp, self.cout * bp);
             for (i, xi) in x.chunks(ip).enumerate() {
                 im2col(xi, g, col, bp, i * p);
             }
@@ -489,11 +479,15 @@ struct Bufs {
 }
 
 impl Bufs {
-    fn get(&mut self, i: usize, len: usize) -> &mut [f32] {
-        if self.bufs[i].len() < len {
-            self.bufs[i].resize(len, 0.0);
+    /// The two buffers, grown to at least `a` and `b` values.
+    fn pair(&mut self, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
+        for (buf, len) in self.bufs.iter_mut().zip([a, b]) {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
         }
-        &mut self.bufs[i][..len]
+        let [x, y] = &mut self.bufs;
+        (&mut x[..a], &mut y[..b])
     }
 }
 

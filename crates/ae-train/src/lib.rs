@@ -40,6 +40,6 @@ pub use optim::{Optimizer, clip_grad_norm};
 pub use pca::Pca;
 pub use schedule::Schedule;
 pub use trainer::{
-    EpochMetrics, RunState, TrainOptions, TrainReport, default_run_dir, files, read_metrics,
-    resume, train,
+    EpochMetrics, RunState, TrainOptions, TrainReport, data_range, default_run_dir, files,
+    read_metrics, resume, train,
 };

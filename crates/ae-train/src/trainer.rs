@@ -283,7 +283,8 @@ fn write_metrics(path: &Path, metrics: &[EpochMetrics]) -> Result<()> {
     Ok(())
 }
 
-fn data_range(d: &Dataset) -> (f32, f32) {
+/// The smallest and largest value in `d` (the range noise is clipped to).
+pub fn data_range(d: &Dataset) -> (f32, f32) {
     d.data()
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
