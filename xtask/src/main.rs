@@ -15,6 +15,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod compress;
 mod download;
 #[cfg(test)]
 mod tidy;
@@ -42,6 +43,20 @@ tasks:
   bench denoise [--json] [--data-dir DIR] [--epochs N]
       PSNR of the MNIST denoising autoencoder beside the noisy input and
       classical filters (3x3 median, Gaussian blur).
+  bench features [--json] [--data-dir DIR] [--epochs N] [--model RUN]
+      A linear classifier (multinomial logistic regression) on the latent
+      codes of the MNIST conv AE, on PCA codes of the same size and on raw
+      pixels: test accuracy of each (trains the AE unless --model is given).
+  bench vae [--json] [--data-dir DIR] [--epochs N] [--model RUN]
+            [--iw-samples K] [--iw-limit N]
+      The MNIST VAE on dynamically binarised MNIST: importance-sampled test
+      NLL (IWAE bound, k = 1000 by default) beside published figures.
+  bench compress [--json] [--data-dir DIR] [--epochs N] [--lambdas L,L..]
+                 [--limit N] [--reuse]
+      The learned codec (configs/mnist-codec.toml, one run per rate weight)
+      against PNG, JPEG, WebP and gzip on the MNIST test set: bytes per image
+      and PSNR, bytes needed at 25/28/32 dB, and a plot. --reuse keeps
+      finished codec runs in runs/bench-compress.
   bench nab [--json]
       A 1-D conv AE on NAB machine-temperature windows: labelled anomaly
       windows caught and false alarms at a fitted threshold.

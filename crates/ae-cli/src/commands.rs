@@ -45,16 +45,22 @@ fn print_report(r: &TrainReport, json: bool) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     out: Option<PathBuf>,
     epochs: Option<usize>,
+    lambda: Option<f64>,
     resume: Option<PathBuf>,
     json: bool,
     quiet: bool,
 ) -> Result<()> {
-    let cfg = config.as_deref().map(TrainConfig::from_file).transpose()?;
+    let mut cfg = config.as_deref().map(TrainConfig::from_file).transpose()?;
+    if let (Some(c), Some(l)) = (cfg.as_mut(), lambda) {
+        c.train.lambda = Some(l);
+        c.validate()?;
+    }
     let opts = TrainOptions {
         out,
         data_dir,
@@ -80,7 +86,14 @@ fn load_run(dir: &Path) -> Result<(TrainConfig, Model)> {
     Ok((cfg, model))
 }
 
-pub fn eval(dir: &Path, data_dir: Option<PathBuf>, json: bool) -> Result<()> {
+pub fn eval(
+    dir: &Path,
+    data_dir: Option<PathBuf>,
+    iw_samples: usize,
+    iw_limit: Option<usize>,
+    json: bool,
+    quiet: bool,
+) -> Result<()> {
     let (cfg, model) = load_run(dir)?;
     let data = ae_train::prepare(&cfg.data, &cfg.model, cfg.seed, data_dir.as_deref())?;
     let saved = crate::usemodel::normalizer(dir)?;
@@ -95,14 +108,44 @@ pub fn eval(dir: &Path, data_dir: Option<PathBuf>, json: bool) -> Result<()> {
     let m = ae_train::evaluate(
         &model,
         &data.test,
-        cfg.train.loss,
-        cfg.train.beta,
+        &cfg.train,
         noise,
         cfg.seed ^ 0x7E57,
         512,
     )?;
+    let nll = if model.config().is_variational() && cfg.data.binarize && iw_samples > 0 {
+        let n = iw_limit.unwrap_or(usize::MAX).min(data.test.len());
+        let bar = if quiet || json {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(n as u64)
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "importance sampling (k = {msg}) {wide_bar} {pos}/{len} images {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(iw_samples.to_string());
+        let e = ae_train::importance_nll(
+            &model,
+            &data.test,
+            iw_samples,
+            iw_limit,
+            cfg.seed ^ 0x1A5,
+            |done| bar.set_position(done as u64),
+        )?;
+        bar.finish_and_clear();
+        Some(e)
+    } else {
+        None
+    };
     if json {
-        println!("{}", serde_json::to_string(&m)?);
+        let mut v = serde_json::to_value(&m)?;
+        if let (Some(o), Some(e)) = (v.as_object_mut(), &nll) {
+            o.insert("nll".into(), serde_json::to_value(e)?);
+        }
+        println!("{v}");
     } else {
         println!("test samples: {}", m.samples);
         println!(
@@ -115,6 +158,17 @@ pub fn eval(dir: &Path, data_dir: Option<PathBuf>, json: bool) -> Result<()> {
                 "-ELBO:        {e:.3} per sample (KL {:.3})",
                 m.kl.unwrap_or(0.0)
             );
+        }
+        if let Some(b) = m.bpp {
+            println!("rate:         {b:.4} bits per value (estimated from the learned density)");
+        }
+        if let Some(e) = &nll {
+            println!(
+                "NLL:          {:.2} nats per image ({}, {} images)",
+                e.nll, e.bound, e.images
+            );
+        } else if model.config().is_variational() && !cfg.data.binarize {
+            println!("NLL:          not estimated (needs binary data: data.binarize = true)");
         }
     }
     Ok(())

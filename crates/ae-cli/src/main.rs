@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod anomaly;
+mod codec;
 mod commands;
 mod usemodel;
 
@@ -81,6 +82,9 @@ enum Command {
         /// Number of epochs (replaces the config's; extends a resumed run).
         #[arg(long)]
         epochs: Option<usize>,
+        /// Codec: the rate weight λ (replaces the config's `train.lambda`).
+        #[arg(long, conflicts_with = "resume")]
+        lambda: Option<f64>,
         /// Continue the run in this directory from its last completed epoch.
         #[arg(long, conflicts_with = "out")]
         resume: Option<PathBuf>,
@@ -96,6 +100,13 @@ enum Command {
         /// Directory of the IDX files (replaces the run's).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// VAE on binary data: importance samples per test image for the
+        /// likelihood estimate (0 skips it).
+        #[arg(long, default_value_t = 1000)]
+        iw_samples: usize,
+        /// VAE: estimate the likelihood on the first N test images only.
+        #[arg(long)]
+        iw_limit: Option<usize>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -223,6 +234,67 @@ enum Command {
         /// One PNG: inputs above their transforms.
         #[arg(long)]
         grid: bool,
+    },
+    /// What the latent codes are worth as features: a linear classifier
+    /// (multinomial logistic regression) on the codes, on PCA codes of the same
+    /// size and on raw inputs, fitted on the run's training data, scored on
+    /// its test split.
+    FeaturesEval {
+        /// The run directory (of a model trained on labelled data).
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory of the IDX files (replaces the run's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Passes of the classifier over the training data.
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compress images with a codec (a model trained with an entropy
+    /// bottleneck): one `.aec` file per image, or one archive with --archive.
+    /// Prints bytes, bits per pixel and PSNR of the decoded bytes.
+    Compress {
+        /// The codec's run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// PNG images (any size). Without them, the run's test split.
+        images: Vec<PathBuf>,
+        /// Directory of the IDX files, for the test split (replaces the run's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Compress only the first N test images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output directory (or, with --archive, the archive file).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// All images in one archive: one header, one rANS stream.
+        #[arg(long)]
+        archive: bool,
+        /// Print one JSON object with the totals.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decompress `.aec` files or `.aea` archives to PNGs.
+    Decompress {
+        /// The codec's run directory (the model that compressed them).
+        #[arg(long)]
+        model: PathBuf,
+        /// Compressed files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output directory for the PNGs.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Directory of the original PNGs (same names): report PSNR.
+        #[arg(long)]
+        original: Option<PathBuf>,
+        /// Print one JSON object with the totals.
+        #[arg(long)]
+        json: bool,
     },
     /// Picture the latent space (PNG) and compare reconstruction with PCA of
     /// the same size.
@@ -353,14 +425,19 @@ fn main() -> ExitCode {
             data_dir,
             out,
             epochs,
+            lambda,
             resume,
             json,
-        } => commands::train(config, data_dir, out, epochs, resume, json, cli.quiet),
+        } => commands::train(
+            config, data_dir, out, epochs, lambda, resume, json, cli.quiet,
+        ),
         Command::Eval {
             model,
             data_dir,
+            iw_samples,
+            iw_limit,
             json,
-        } => commands::eval(&model, data_dir, json),
+        } => commands::eval(&model, data_dir, iw_samples, iw_limit, json, cli.quiet),
         Command::Inspect { model, json } => commands::inspect(&model, json),
         Command::Presets => commands::presets(),
         Command::Encode {
@@ -404,6 +481,30 @@ fn main() -> ExitCode {
             plot,
             json,
         } => usemodel::reduce(&model, data_dir, &plot, json),
+        Command::FeaturesEval {
+            model,
+            data_dir,
+            epochs,
+            json,
+        } => usemodel::features_eval(&model, data_dir, epochs, json),
+        Command::Compress {
+            model,
+            images,
+            data_dir,
+            limit,
+            output,
+            archive,
+            json,
+        } => codec::compress(
+            &model, &images, data_dir, limit, &output, archive, json, cli.quiet,
+        ),
+        Command::Decompress {
+            model,
+            files,
+            output,
+            original,
+            json,
+        } => codec::decompress(&model, &files, &output, original, json),
         Command::Sample {
             model,
             n,

@@ -534,6 +534,112 @@ pub fn denoise_eval(run: &Path, data_dir: Option<PathBuf>, json: bool) -> Result
     Ok(())
 }
 
+/// Latent codes (means for VAEs) of every sample, row-major.
+fn codes_of(model: &Model, data: &Dataset) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    for idx in data.batch_indices(500, None, false)? {
+        let x = data.tensor(&idx, model.device())?;
+        out.extend(
+            model
+                .encode(&x, Mode::Eval)?
+                .mean()
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        );
+    }
+    Ok(out)
+}
+
+/// `ae features-eval`: linear-probe accuracy of the latent codes, PCA codes
+/// of the same size and raw inputs (multinomial logistic regression fitted on
+/// the run's training and validation splits, scored on its test split).
+pub fn features_eval(
+    run: &Path,
+    data_dir: Option<PathBuf>,
+    epochs: usize,
+    json: bool,
+) -> Result<()> {
+    let model = Model::load(run, &Device::Cpu)?;
+    let cfg = TrainConfig::from_file(&run.join(files::CONFIG))
+        .with_context(|| format!("{} is not a training run", run.display()))?;
+    let p = ae_train::prepare(&cfg.data, &cfg.model, cfg.seed, data_dir.as_deref())?;
+    let train = p.train.input.concat(&p.val.input)?;
+    let test = &p.test.input;
+    let (Some(ytr), Some(yte)) = (train.labels(), test.labels()) else {
+        bail!("{}: the data have no labels to classify", run.display());
+    };
+    let classes = ytr
+        .iter()
+        .chain(yte)
+        .copied()
+        .max()
+        .map_or(0, |m| m as usize + 1);
+    let dim: usize = model.latent_dims().iter().product();
+    let opts = ae_train::LogRegOptions {
+        epochs,
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    let mut rows = Vec::new();
+    let mut probe = |name: String, d: usize, xtr: &[f32], xte: &[f32]| -> Result<()> {
+        let started = std::time::Instant::now();
+        let m = ae_train::LogisticRegression::fit(xtr, ytr, d, classes, &opts)?;
+        let acc_train = m.accuracy(xtr, ytr)?;
+        let acc = m.accuracy(xte, yte)?;
+        rows.push(serde_json::json!({
+            "features": name, "dim": d, "train_accuracy": acc_train, "test_accuracy": acc,
+            "seconds": started.elapsed().as_secs_f64(),
+        }));
+        Ok(())
+    };
+    let (ctr, cte) = (codes_of(&model, &train)?, codes_of(&model, test)?);
+    probe(format!("ae latent codes ({dim})"), dim, &ctr, &cte)?;
+    let per = train.per_sample();
+    let k = dim.min(per);
+    let pca = ae_train::Pca::fit(&train, k)?;
+    let project = |d: &Dataset| -> Vec<f32> {
+        (0..d.len())
+            .flat_map(|i| pca.transform(d.sample(i)).into_iter().map(|v| v as f32))
+            .collect()
+    };
+    probe(
+        format!("PCA codes ({k})"),
+        k,
+        &project(&train),
+        &project(test),
+    )?;
+    probe(
+        format!("raw inputs ({per})"),
+        per,
+        train.data(),
+        test.data(),
+    )?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"train_samples": train.len(), "test_samples": test.len(), "classes": classes, "epochs": epochs, "probes": rows})
+        );
+    } else {
+        println!(
+            "linear probe (multinomial logistic regression, {epochs} epochs): {} training, {} test samples, {classes} classes",
+            train.len(),
+            test.len()
+        );
+        println!("| features | dim | train accuracy | test accuracy |");
+        println!("| --- | ---: | ---: | ---: |");
+        for r in &rows {
+            println!(
+                "| {} | {} | {:.2}% | {:.2}% |",
+                r["features"].as_str().unwrap_or(""),
+                r["dim"],
+                100.0 * r["train_accuracy"].as_f64().unwrap_or(f64::NAN),
+                100.0 * r["test_accuracy"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

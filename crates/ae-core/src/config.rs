@@ -106,6 +106,42 @@ pub struct ConvAeConfig {
     /// Variational: a Gaussian latent with mean and log-variance heads.
     #[serde(default)]
     pub variational: bool,
+    /// Makes the model a learned image codec: the spatial latent is rounded to
+    /// integers and a learned factorized density per latent channel gives its
+    /// rate in bits (see [`EntropyBottleneckConfig`]). Needs a spatial,
+    /// non-variational latent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy_bottleneck: Option<EntropyBottleneckConfig>,
+}
+
+fn default_components() -> usize {
+    3
+}
+
+/// Most mixture components per latent channel of an entropy bottleneck.
+pub const MAX_COMPONENTS: usize = 16;
+
+/// The learned density of a quantised latent: for each latent channel, a
+/// mixture of `components` logistic distributions, integrated over the
+/// quantisation bin `[v − ½, v + ½]` of each integer `v`.
+///
+/// Training replaces rounding by additive uniform noise for the rate and by a
+/// straight-through estimator for the decoder's input, so the objective
+/// `distortion + λ·rate` can be minimised by gradient descent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntropyBottleneckConfig {
+    /// Logistic components per latent channel (1 to 16, default 3).
+    #[serde(default = "default_components")]
+    pub components: usize,
+}
+
+impl Default for EntropyBottleneckConfig {
+    fn default() -> Self {
+        EntropyBottleneckConfig {
+            components: default_components(),
+        }
+    }
 }
 
 /// A 1-D convolutional autoencoder for signals of `C` channels × length `L`.
@@ -197,6 +233,7 @@ pub(crate) struct ConvSpec {
     pub output_activation: OutputActivation,
     pub latent: ConvLatent,
     pub variational: bool,
+    pub entropy: Option<EntropyBottleneckConfig>,
 }
 
 fn positive(field: &str, v: usize) -> Result<()> {
@@ -310,6 +347,32 @@ impl ConvSpec {
                 checked_product("latent.channels", &w)?;
             }
         }
+        if let Some(e) = self.entropy {
+            if !(1..=MAX_COMPONENTS).contains(&e.components) {
+                return Err(Error::config(
+                    "entropy_bottleneck.components",
+                    format!("must be 1 to {MAX_COMPONENTS}, found {}", e.components),
+                ));
+            }
+            if !matches!(self.latent, ConvLatent::Spatial { .. }) {
+                return Err(Error::config(
+                    "entropy_bottleneck",
+                    "needs a spatial latent (latent = { kind = \"spatial\", channels = C }), found a dense one",
+                ));
+            }
+            if self.variational {
+                return Err(Error::config(
+                    "entropy_bottleneck",
+                    "cannot be combined with variational = true",
+                ));
+            }
+            if self.batch_norm {
+                return Err(Error::config(
+                    "entropy_bottleneck",
+                    "cannot be combined with batch_norm = true (a codec runs on one image at a time)",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -332,6 +395,20 @@ impl ConvAeConfig {
             output_activation: OutputActivation::Sigmoid,
             latent: ConvLatent::Dense { dim: 32 },
             variational: false,
+            entropy_bottleneck: None,
+        }
+    }
+
+    /// A learned codec for 28×28 grayscale images: stages [64, 64], a spatial
+    /// latent of 16 channels at 7×7, and an entropy bottleneck with 3 logistic
+    /// components per channel. Works on images of any size (padded to a
+    /// multiple of 4).
+    pub fn mnist_codec() -> Self {
+        ConvAeConfig {
+            channels: vec![64, 64],
+            latent: ConvLatent::Spatial { channels: 16 },
+            entropy_bottleneck: Some(EntropyBottleneckConfig::default()),
+            ..Self::mnist()
         }
     }
 
@@ -355,6 +432,7 @@ impl ConvAeConfig {
             output_activation: self.output_activation,
             latent: self.latent,
             variational: self.variational,
+            entropy: self.entropy_bottleneck,
         }
     }
 
@@ -411,6 +489,7 @@ impl Conv1dAeConfig {
             output_activation: self.output_activation,
             latent: self.latent,
             variational: self.variational,
+            entropy: None,
         }
     }
 
@@ -514,7 +593,7 @@ impl ModelConfig {
     }
 
     /// Looks up a named preset: `mnist-conv`, `mnist-conv-vae`, `mnist-dense`,
-    /// `mnist-dense-vae`, `mnist-conv1d`, `mnist-conv1d-vae`, `nab-conv1d`.
+    /// `mnist-dense-vae`, `mnist-conv1d`, `mnist-conv1d-vae`, `nab-conv1d`, `mnist-codec`.
     pub fn preset(name: &str) -> Result<Self> {
         Ok(match name {
             "mnist-conv" => ModelConfig::Conv(ConvAeConfig::mnist()),
@@ -524,6 +603,7 @@ impl ModelConfig {
             "mnist-conv1d" => ModelConfig::Conv1d(Conv1dAeConfig::mnist()),
             "mnist-conv1d-vae" => ModelConfig::Conv1d(Conv1dAeConfig::mnist_vae()),
             "nab-conv1d" => ModelConfig::Conv1d(Conv1dAeConfig::nab()),
+            "mnist-codec" => ModelConfig::Conv(ConvAeConfig::mnist_codec()),
             other => {
                 return Err(Error::config(
                     "preset",
@@ -543,6 +623,7 @@ pub const PRESETS: &[&str] = &[
     "mnist-conv1d",
     "mnist-conv1d-vae",
     "nab-conv1d",
+    "mnist-codec",
 ];
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use crate::config::{Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, ConvSpec};
-use crate::error::Result;
+use crate::entropy::{FactorizedPrior, PriorParams, add_uniform_noise};
+use crate::error::{Error, Result};
 use crate::latent::{LatentHead, Proj};
 use crate::layers::{Conv, ConvTranspose, Linear, NormAct, activate, activate_output};
 use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, check_batch};
@@ -29,9 +30,6 @@ struct DecoderStage {
     conv: ConvTranspose,
     /// `None` for the output stage, which gets the output activation.
     tail: Option<NormAct>,
-    output_padding: usize,
-    /// Spatial size after this stage (after any crop).
-    out_size: Vec<usize>,
 }
 
 /// The network shared by the 1-D and 2-D models.
@@ -41,8 +39,11 @@ struct ConvNet {
     latent_dims: Vec<usize>,
     /// `C_last × sizes[depth]…`: the shape the decoder input is reshaped to.
     bottom_dims: Vec<usize>,
+    /// Spatial sizes before and after each encoder stage.
+    sizes: Vec<Vec<usize>>,
     encoder: Vec<(Conv, NormAct)>,
     head: LatentHead,
+    prior: Option<FactorizedPrior>,
     decoder_input: DecoderInput,
     decoder: Vec<DecoderStage>,
 }
@@ -99,24 +100,22 @@ impl ConvNet {
             } else {
                 spec.channels[i - 1]
             };
-            // A side n was encoded to ceil(n/2); the transposed conv gives back
-            // 2·ceil(n/2) − 1 + output_padding, so odd sides need 0 and even
-            // sides 1. One padding serves all axes: where they differ, use 1
-            // and crop the odd axes by one.
-            let output_padding = usize::from(sizes[i].iter().any(|n| n % 2 == 0));
             let conv = ConvTranspose::new(rank, spec.channels[i], cout, k, 2, pad, vb.pp("conv"))?;
             let tail = if i == 0 {
                 None
             } else {
                 Some(NormAct::new(cout, spec.batch_norm, spec.activation, vb)?)
             };
-            decoder.push(DecoderStage {
-                conv,
-                tail,
-                output_padding,
-                out_size: sizes[i].clone(),
-            });
+            decoder.push(DecoderStage { conv, tail });
         }
+        let prior = match (spec.entropy, spec.latent) {
+            (Some(e), ConvLatent::Spatial { channels }) => Some(FactorizedPrior::new(
+                channels,
+                e.components,
+                vb.pp("prior"),
+            )?),
+            _ => None,
+        };
 
         let mut input_dims = vec![spec.in_channels];
         input_dims.extend(&spec.spatial);
@@ -125,16 +124,16 @@ impl ConvNet {
             spec,
             input_dims,
             bottom_dims,
+            sizes,
             encoder,
             head,
+            prior,
             decoder_input,
             decoder,
         })
     }
 
-    fn encode(&self, x: &Tensor, mode: Mode<'_>) -> Result<Latent> {
-        check_batch("input", x, &self.input_dims)?;
-        let train = mode.is_train();
+    fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
         for (conv, tail) in &self.encoder {
             h = match tail.fusable() {
@@ -142,11 +141,86 @@ impl ConvNet {
                 None => tail.forward(&conv.forward(&h)?, train)?,
             };
         }
-        self.head.forward(&h, mode)
+        Ok(h)
+    }
+
+    fn encode(&self, x: &Tensor, mut mode: Mode<'_>) -> Result<Latent> {
+        check_batch("input", x, &self.input_dims)?;
+        let h = self.features(x, mode.is_train())?;
+        let latent = self.head.forward(&h, mode.reborrow())?;
+        let Some(prior) = &self.prior else {
+            return Ok(latent);
+        };
+        let y = latent.z().clone();
+        let rounded = y.detach().round()?;
+        Ok(match mode {
+            Mode::Eval => Latent::Quantized {
+                bits: prior.bits(&rounded)?,
+                z: rounded,
+                y,
+            },
+            Mode::Train(rng) => {
+                let noisy = add_uniform_noise(rng, &y)?;
+                let z = (&y + (rounded - y.detach())?)?;
+                Latent::Quantized {
+                    bits: prior.bits(&noisy)?,
+                    z,
+                    y,
+                }
+            }
+        })
+    }
+
+    /// Spatial sizes through the stages for an input of `spatial`.
+    fn sizes_for(&self, spatial: &[usize]) -> Vec<Vec<usize>> {
+        let mut sizes = vec![spatial.to_vec()];
+        for _ in &self.encoder {
+            let last = sizes.last().expect("sizes starts non-empty");
+            sizes.push(last.iter().map(|n| n.div_ceil(2)).collect());
+        }
+        sizes
+    }
+
+    fn analysis(&self, x: &Tensor) -> Result<Tensor> {
+        if !matches!(self.spec.latent, ConvLatent::Spatial { .. }) {
+            return Err(Error::config(
+                "latent",
+                "only a model with a spatial latent runs on inputs of any size",
+            ));
+        }
+        let rank = self.spec.spatial.len();
+        if x.rank() != rank + 2 || x.dim(1)? != self.spec.in_channels {
+            return Err(Error::Shape {
+                what: "input",
+                expected: format!("N x {} x (any size, rank {rank})", self.spec.in_channels),
+                found: x.dims().to_vec(),
+            });
+        }
+        let h = self.features(x, false)?;
+        Ok(self.head.forward(&h, Mode::Eval)?.z().clone())
+    }
+
+    fn synthesis(&self, z: &Tensor, spatial: &[usize]) -> Result<Tensor> {
+        let ConvLatent::Spatial { channels } = self.spec.latent else {
+            return Err(Error::config(
+                "latent",
+                "only a model with a spatial latent runs on inputs of any size",
+            ));
+        };
+        let sizes = self.sizes_for(spatial);
+        let mut want = vec![channels];
+        want.extend(sizes.last().expect("non-empty"));
+        check_batch("latent", z, &want)?;
+        self.decode_sized(z, false, &sizes)
     }
 
     fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         check_batch("latent", z, &self.latent_dims)?;
+        self.decode_sized(z, train, &self.sizes)
+    }
+
+    /// Decodes to the stage sizes `sizes` (as [`ConvNet::sizes_for`] gives).
+    fn decode_sized(&self, z: &Tensor, train: bool, sizes: &[Vec<usize>]) -> Result<Tensor> {
         let n = z.dim(0)?;
         let mut h = match &self.decoder_input {
             DecoderInput::Linear(lin, act) => {
@@ -156,15 +230,22 @@ impl ConvNet {
             }
             DecoderInput::Conv(conv, tail) => tail.forward(&conv.forward(z)?, train)?,
         };
-        for stage in &self.decoder {
+        let depth = self.decoder.len();
+        for (j, stage) in self.decoder.iter().enumerate() {
+            let out_size = &sizes[depth - 1 - j];
+            // A side n was encoded to ceil(n/2); the transposed conv gives back
+            // 2·ceil(n/2) − 1 + output_padding, so odd sides need 0 and even
+            // sides 1. One padding serves all axes: where they differ, use 1
+            // and crop the odd axes by one.
+            let output_padding = usize::from(out_size.iter().any(|n| n % 2 == 0));
             // The activation is fused into the convolution when no batch norm
             // sits between them (cropping commutes with it).
             let fused = stage.tail.as_ref().and_then(NormAct::fusable);
             h = match fused {
-                Some(act) => stage.conv.forward_act(&h, stage.output_padding, act)?,
-                None => stage.conv.forward(&h, stage.output_padding)?,
+                Some(act) => stage.conv.forward_act(&h, output_padding, act)?,
+                None => stage.conv.forward(&h, output_padding)?,
             };
-            for (axis, &want) in stage.out_size.iter().enumerate() {
+            for (axis, &want) in out_size.iter().enumerate() {
                 if h.dim(axis + 2)? != want {
                     h = h.narrow(axis + 2, 0, want)?;
                 }
@@ -198,6 +279,39 @@ macro_rules! conv_model {
             /// The configuration the model was built from.
             pub fn config(&self) -> &$config {
                 &self.config
+            }
+
+            /// Encodes inputs of any spatial size (fully convolutional; needs
+            /// a spatial latent): the continuous latent, before any
+            /// quantisation, in evaluation mode.
+            ///
+            /// # Shapes
+            /// `x`: `N × C × S…` for any sizes `S`; returns
+            /// `N × latent_channels × ceil(S/2^d)…` for depth `d`.
+            pub fn analysis(&self, x: &Tensor) -> Result<Tensor> {
+                self.net.analysis(x)
+            }
+
+            /// Decodes a spatial latent to an output of spatial size
+            /// `spatial` (the inverse of [`Self::analysis`]), in evaluation
+            /// mode.
+            ///
+            /// # Shapes
+            /// `z`: `N × latent_channels × ceil(S/2^d)…`; returns `N × C × S…`
+            /// with `S = spatial`.
+            pub fn synthesis(&self, z: &Tensor, spatial: &[usize]) -> Result<Tensor> {
+                self.net.synthesis(z, spatial)
+            }
+
+            /// The learned latent densities of a codec (`None` without an
+            /// entropy bottleneck).
+            pub fn prior_params(&self) -> Result<Option<PriorParams>> {
+                self.net.prior.as_ref().map(|p| p.params()).transpose()
+            }
+
+            /// How much one encoder side shrinks: `2^depth`.
+            pub fn stride(&self) -> usize {
+                1 << self.net.encoder.len()
             }
         }
 

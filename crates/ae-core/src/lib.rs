@@ -10,6 +10,9 @@
 //!   `validate()` that names the wrong field and numbers;
 //! - the [`Encoder`], [`Decoder`] and [`Autoencoder`] traits with typed outputs
 //!   ([`ForwardOutput`], [`Latent`]);
+//! - learned codecs: a [`ConvAeConfig`] with an `entropy_bottleneck` quantises
+//!   its spatial latent and learns its density ([`Latent::Quantized`],
+//!   [`PriorParams`]); `ae-codec` turns that into bytes;
 //! - [`Model`]: a config, its network and its parameters, seeded
 //!   initialisation, and checkpoints (`config.json` + `model.safetensors`).
 //!
@@ -32,6 +35,7 @@ mod config;
 mod conv;
 mod cpu;
 mod dense;
+mod entropy;
 mod error;
 mod init;
 mod kernels;
@@ -42,11 +46,12 @@ mod traits;
 
 pub use checkpoint::{CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
 pub use config::{
-    Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, DenseAeConfig, MAX_DEPTH, MAX_ELEMENTS,
-    ModelConfig, OutputActivation, PRESETS,
+    Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, DenseAeConfig, EntropyBottleneckConfig,
+    MAX_COMPONENTS, MAX_DEPTH, MAX_ELEMENTS, ModelConfig, OutputActivation, PRESETS,
 };
 pub use conv::{Conv1dAutoencoder, ConvAutoencoder};
 pub use dense::DenseAutoencoder;
+pub use entropy::{MIN_LIKELIHOOD, PriorParams};
 pub use error::{Error, Result};
 pub use init::{Rng, randn, rng, seeded_var_builder};
 pub use model::{Model, Network};

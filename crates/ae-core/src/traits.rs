@@ -50,6 +50,18 @@ pub enum Latent {
         /// Log-variance of the posterior.
         logvar: Tensor,
     },
+    /// The quantised latent of a codec (a model with an entropy bottleneck).
+    Quantized {
+        /// What the decoder takes: `round(y)` when evaluating; when training,
+        /// `y` moved to `round(y)` with the gradient passed straight through.
+        z: Tensor,
+        /// The encoder's continuous output.
+        y: Tensor,
+        /// Estimated bits of each sample's latent under the learned density
+        /// (of `round(y)` when evaluating, of `y` plus uniform noise when
+        /// training), shape `N`.
+        bits: Tensor,
+    },
 }
 
 impl Latent {
@@ -58,15 +70,17 @@ impl Latent {
         match self {
             Latent::Code(c) => c,
             Latent::Gaussian { z, .. } => z,
+            Latent::Quantized { z, .. } => z,
         }
     }
 
-    /// A deterministic summary: the code, or the mean `mu` (what `ae encode`
-    /// reports for a VAE).
+    /// A deterministic summary: the code, the mean `mu` (what `ae encode`
+    /// reports for a VAE), or a codec's quantised latent.
     pub fn mean(&self) -> &Tensor {
         match self {
             Latent::Code(c) => c,
             Latent::Gaussian { mu, .. } => mu,
+            Latent::Quantized { z, .. } => z,
         }
     }
 

@@ -119,6 +119,33 @@ impl Dataset {
         self.keys.as_deref()
     }
 
+    /// This dataset's samples followed by `other`'s (same sample shape;
+    /// labels and keys kept only when both have them).
+    pub fn concat(&self, other: &Dataset) -> Result<Dataset> {
+        if self.sample_dims != other.sample_dims {
+            return Err(Error::config(
+                "dataset",
+                format!(
+                    "cannot join samples of {:?} and {:?}",
+                    self.sample_dims, other.sample_dims
+                ),
+            ));
+        }
+        fn join<T: Clone>(a: &Option<Vec<T>>, b: &Option<Vec<T>>) -> Option<Vec<T>> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some([a.as_slice(), b.as_slice()].concat()),
+                _ => None,
+            }
+        }
+        Ok(Dataset {
+            name: self.name.clone(),
+            sample_dims: self.sample_dims.clone(),
+            data: [self.data.as_slice(), other.data.as_slice()].concat(),
+            labels: join(&self.labels, &other.labels),
+            keys: join(&self.keys, &other.keys),
+        })
+    }
+
     /// The samples at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let p = self.per_sample();

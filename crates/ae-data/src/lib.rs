@@ -46,7 +46,7 @@ pub use dataset::{Batch, Dataset};
 pub use error::{Error, Result};
 pub use folder::{ABNORMAL, ColorMode, NORMAL, load_image_files, load_image_folder, read_image};
 pub use mnist::{FashionMnist, IDX_FILES, Mnist, Split, bundled_mnist_sample, has_idx_files};
-pub use noise::Noise;
+pub use noise::{Noise, binarize, binarize_tensor};
 pub use normalize::{NormKind, Normalizer};
 pub use tabular::{Series, load_csv_vectors, load_nab_windows, load_series_csv};
 

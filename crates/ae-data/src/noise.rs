@@ -196,3 +196,33 @@ impl Noise {
         }
     }
 }
+
+/// Stochastic binarisation: each value `v` in `[0, 1]` becomes 1 with
+/// probability `v`, else 0 (values outside are clamped first).
+pub fn binarize(values: &mut [f32], rng: &mut Rng) {
+    use rand::Rng as _;
+    for v in values {
+        let u: f32 = rng.random();
+        *v = if u < v.clamp(0.0, 1.0) { 1.0 } else { 0.0 };
+    }
+}
+
+/// [`binarize`] on a batch tensor (f32), returning a new tensor.
+pub fn binarize_tensor(x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+    let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+    binarize(&mut v, rng);
+    Ok(Tensor::from_vec(v, x.dims(), x.device())?)
+}
+
+#[cfg(test)]
+mod binarize_tests {
+    #[test]
+    fn binarisation_keeps_the_mean_and_gives_zeros_and_ones() {
+        let mut rng = crate::rng(3);
+        let mut v = vec![0.3f32; 20_000];
+        super::binarize(&mut v, &mut rng);
+        assert!(v.iter().all(|&x| x == 0.0 || x == 1.0));
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!((mean - 0.3).abs() < 0.02, "{mean}");
+    }
+}

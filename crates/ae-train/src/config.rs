@@ -135,6 +135,11 @@ pub struct DataConfig {
     /// Denoising: corrupt inputs with this noise (the target stays clean).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<Noise>,
+    /// Binary data from values in [0, 1] (dynamically binarised MNIST): each
+    /// training batch draws every value as 1 with probability `v`, anew each
+    /// time; validation and test are binarised once, with a fixed seed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binarize: bool,
 }
 
 fn default_val() -> f64 {
@@ -318,6 +323,12 @@ pub struct TrainSettings {
     /// Drop the last partial batch of each epoch.
     #[serde(default = "default_true")]
     pub drop_last: bool,
+    /// Codec (a model with an `entropy_bottleneck`): the weight of the rate
+    /// in the objective `distortion + λ·rate`, the rate in bits per input
+    /// value (bits per pixel for grayscale images). Larger λ: fewer bytes,
+    /// lower quality. Required for codecs, refused for other models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
 }
 
 fn default_beta() -> f64 {
@@ -340,6 +351,7 @@ impl Default for TrainSettings {
             beta: 1.0,
             kl_warmup_epochs: 0.0,
             drop_last: true,
+            lambda: None,
         }
     }
 }
@@ -400,6 +412,29 @@ impl TrainConfig {
                 format!("must be > 0, found {c}"),
             ));
         }
+        let codec =
+            matches!(&self.model, ae_core::ModelConfig::Conv(c) if c.entropy_bottleneck.is_some());
+        match (codec, t.lambda) {
+            (true, None) => {
+                return Err(Error::config(
+                    "train.lambda",
+                    "a model with an entropy_bottleneck needs the rate weight (e.g. lambda = 0.01)",
+                ));
+            }
+            (true, Some(l)) if !(l.is_finite() && l >= 0.0) => {
+                return Err(Error::config(
+                    "train.lambda",
+                    format!("must be >= 0, found {l}"),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(Error::config(
+                    "train.lambda",
+                    "applies only to a model with an entropy_bottleneck",
+                ));
+            }
+            _ => {}
+        }
         if !(t.beta.is_finite() && t.beta >= 0.0) {
             return Err(Error::config(
                 "train.beta",
@@ -423,6 +458,18 @@ impl TrainConfig {
         }
         if let Some(n) = &d.noise {
             n.validate()?;
+        }
+        if d.binarize && (d.noise.is_some() || d.target.is_some()) {
+            return Err(Error::config(
+                "data.binarize",
+                "cannot be combined with noise or a paired target",
+            ));
+        }
+        if d.binarize && d.normalize != ae_data::NormKind::None {
+            return Err(Error::config(
+                "data.binarize",
+                "needs values in [0, 1]: set data.normalize = \"none\"",
+            ));
         }
         if let DataSource::Series { window, stride, .. } = d.source
             && (window == 0 || stride == 0)

@@ -304,6 +304,12 @@ pub fn prepare(
             normalizer.apply_to(t)?;
         }
     }
+    if cfg.binarize {
+        let mut brng = ae_data::rng(seed ^ 0xB1_0A21);
+        for part in [&mut val, &mut test] {
+            ae_data::binarize(part.input.data_mut(), &mut brng);
+        }
+    }
     Ok(Prepared {
         train,
         val,

@@ -23,6 +23,7 @@ mod config;
 mod data;
 mod error;
 mod eval;
+pub mod linear;
 pub mod loss;
 mod optim;
 mod pca;
@@ -35,7 +36,8 @@ pub use config::{
 };
 pub use data::{Part, Prepared, check_fits, default_data_dir, prepare};
 pub use error::{Error, Result};
-pub use eval::{EvalMetrics, evaluate, psnr};
+pub use eval::{EvalMetrics, NllEstimate, evaluate, importance_nll, psnr};
+pub use linear::{LogRegOptions, LogisticRegression};
 pub use optim::{Optimizer, clip_grad_norm};
 pub use pca::Pca;
 pub use schedule::Schedule;

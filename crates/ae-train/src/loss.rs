@@ -42,6 +42,8 @@ pub struct Objective {
     pub total: Tensor,
     /// Mean KL per sample (VAE only).
     pub kl: Option<Tensor>,
+    /// Estimated bits per input value (codec only).
+    pub bpp: Option<Tensor>,
 }
 
 /// The objective for a forward pass against `target`.
@@ -49,18 +51,32 @@ pub struct Objective {
 /// A deterministic model minimises the mean of the element-wise loss (as
 /// PyTorch's `reduction="mean"`). A VAE minimises the negative ELBO per
 /// sample: the reconstruction loss summed over the sample's values plus
-/// `beta` times the KL term, averaged over the batch.
+/// `beta` times the KL term, averaged over the batch. A codec minimises the
+/// mean element-wise loss plus `lambda` times the estimated bits per input
+/// value.
 pub fn objective(
     kind: LossKind,
     out: &ForwardOutput,
     target: &Tensor,
     beta: f64,
+    lambda: f64,
 ) -> Result<Objective> {
     match &out.latent {
         Latent::Code(_) => Ok(Objective {
             total: elementwise(kind, &out.reconstruction, target)?.mean_all()?,
             kl: None,
+            bpp: None,
         }),
+        Latent::Quantized { bits, .. } => {
+            let per = target.elem_count() / target.dim(0)?.max(1);
+            let bpp = bits.mean_all()?.affine(1.0 / per as f64, 0.0)?;
+            let distortion = elementwise(kind, &out.reconstruction, target)?.mean_all()?;
+            Ok(Objective {
+                total: (distortion + bpp.affine(lambda, 0.0)?)?,
+                kl: None,
+                bpp: Some(bpp),
+            })
+        }
         Latent::Gaussian { mu, logvar, .. } => {
             let rec = per_sample(kind, &out.reconstruction, target)?;
             let kl = kl_per_sample(mu, logvar)?;
@@ -68,6 +84,7 @@ pub fn objective(
             Ok(Objective {
                 total,
                 kl: Some(kl.mean_all()?),
+                bpp: None,
             })
         }
     }

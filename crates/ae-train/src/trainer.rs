@@ -123,6 +123,9 @@ pub struct EpochMetrics {
     /// KL weight used in this epoch's last step (VAE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beta: Option<f64>,
+    /// Validation bits per input value (codec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpp: Option<f64>,
     /// Learning rate at the epoch's last step.
     pub lr: f64,
     /// Wall time of the epoch (training and validation).
@@ -330,6 +333,7 @@ fn run(
     });
     let mut history = read_metrics(&dir.join(files::METRICS))?;
     let vae = model.is_variational();
+    let lambda = t.lambda.unwrap_or(0.0);
     let val_part = if data.val.is_empty() {
         &data.train
     } else {
@@ -369,6 +373,9 @@ fn run(
         let (mut lr, mut beta) = (0.0, t.beta);
         for (b, idx) in order.iter().enumerate() {
             let mut x = data.train.input.tensor(idx, device)?;
+            if cfg.data.binarize {
+                x = ae_data::binarize_tensor(&x, &mut rng)?;
+            }
             let target = match &data.train.target {
                 Some(tg) => tg.tensor(idx, device)?,
                 None => x.clone(),
@@ -384,7 +391,7 @@ fn run(
             };
             let out = model.forward(&x, Mode::Train(&mut rng))?;
             let target = target.reshape(out.reconstruction.dims())?;
-            let obj = objective(t.loss, &out, &target, beta)?;
+            let obj = objective(t.loss, &out, &target, beta, lambda)?;
             let value = obj.total.to_scalar::<f32>()?;
             if !value.is_finite() {
                 bar.abandon();
@@ -417,15 +424,7 @@ fn run(
         }
         let train_secs = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let val = evaluate(
-            &model,
-            val_part,
-            t.loss,
-            t.beta,
-            noise,
-            cfg.seed ^ 0xA11D,
-            512,
-        )?;
+        let val = evaluate(&model, val_part, t, noise, cfg.seed ^ 0xA11D, 512)?;
         let m = EpochMetrics {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -434,6 +433,7 @@ fn run(
             val_psnr: val.psnr,
             kl: val.kl,
             beta: vae.then_some(beta),
+            bpp: val.bpp,
             lr,
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_secs.max(1e-9),
@@ -492,15 +492,7 @@ fn run(
     }
     // Test the best weights.
     model.load_weights(&dir.join(files::BEST))?;
-    let test = evaluate(
-        &model,
-        &data.test,
-        t.loss,
-        t.beta,
-        noise,
-        cfg.seed ^ 0x7E57,
-        512,
-    )?;
+    let test = evaluate(&model, &data.test, t, noise, cfg.seed ^ 0x7E57, 512)?;
     write_json(&dir.join(files::TEST), &test)?;
     draw_epoch(dir, &history, &model, &data, noise, cfg.seed)?;
     Ok(TrainReport {
