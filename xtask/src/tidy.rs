@@ -45,12 +45,17 @@ fn crate_dependencies_follow_the_architecture() {
         ae_deps("ae-train").is_subset(&set(&["ae-core", "ae-data"])),
         "ae-train: only ae-core and ae-data"
     );
+    assert_eq!(
+        ae_deps("ae-codec"),
+        set(&["ae-core"]),
+        "ae-codec depends on ae-core only"
+    );
     let anomaly = ae_deps("ae-anomaly");
     assert!(
         !anomaly.contains("ae-train") && !anomaly.contains("ae-cli"),
         "ae-anomaly must not depend on ae-train"
     );
-    for lib in ["ae-core", "ae-data", "ae-train", "ae-anomaly"] {
+    for lib in ["ae-core", "ae-data", "ae-train", "ae-anomaly", "ae-codec"] {
         let d = deps(lib);
         for banned in ["anyhow", "clap"] {
             assert!(
@@ -59,7 +64,7 @@ fn crate_dependencies_follow_the_architecture() {
             );
         }
     }
-    for lib in ["ae-core", "ae-train", "ae-anomaly"] {
+    for lib in ["ae-core", "ae-train", "ae-anomaly", "ae-codec"] {
         assert!(
             !deps(lib).contains("candle-datasets"),
             "{lib}: candle-datasets only behind ae-data's `hub` feature"

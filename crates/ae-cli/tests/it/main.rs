@@ -2,6 +2,7 @@
 
 mod anomaly;
 mod bad_input;
+mod codec;
 mod resume;
 mod train;
 mod usemodel;

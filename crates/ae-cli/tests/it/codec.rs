@@ -1,0 +1,273 @@
+//! compress / decompress, features-eval, and the VAE likelihood in eval.
+
+use std::path::{Path, PathBuf};
+
+use crate::{ae, fails, ok, tiny_config};
+
+fn codec_config(dir: &Path, name: &str, seed: u64, lambda: Option<f64>) -> PathBuf {
+    let lambda = lambda.map_or(String::new(), |l| format!("lambda = {l}"));
+    let text = format!(
+        r#"
+name = "{name}"
+seed = {seed}
+
+[model]
+kind = "conv"
+in_channels = 1
+height = 28
+width = 28
+channels = [8, 8]
+latent = {{ kind = "spatial", channels = 4 }}
+entropy_bottleneck = {{ components = 2 }}
+
+[data]
+source = {{ kind = "mnist_sample" }}
+limit = 256
+
+[train]
+epochs = 2
+batch_size = 32
+{lambda}
+optimizer = {{ kind = "adamw", lr = 3e-3 }}
+"#
+    );
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn train(cfg: &Path, run: &Path) {
+    ok(&ae(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]));
+}
+
+fn gray_png(path: &Path, w: u32, h: u32) {
+    image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x * 7 + y * 3) % 256) as u8]))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn compress_and_decompress_files_archives_and_any_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("codec");
+    train(&codec_config(tmp.path(), "c", 7, Some(0.01)), &run);
+    let r = run.to_str().unwrap();
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+    assert!(test["bpp"].as_f64().unwrap() > 0.0, "{test}");
+
+    // The test split into one archive, then back to PNGs.
+    let aea = tmp.path().join("test.aea");
+    let out = ok(&ae(&[
+        "compress",
+        "--model",
+        r,
+        "--limit",
+        "20",
+        "--archive",
+        "--json",
+        "-o",
+        aea.to_str().unwrap(),
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["images"], 20);
+    assert_eq!(
+        v["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&aea).unwrap().len()
+    );
+    assert!(v["psnr"].as_f64().unwrap() > 5.0, "{v}");
+    let dec = tmp.path().join("dec");
+    ok(&ae(&[
+        "decompress",
+        "--model",
+        r,
+        aea.to_str().unwrap(),
+        "-o",
+        dec.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read_dir(&dec).unwrap().count(), 20);
+
+    // PNGs of any size, one file each; PSNR against the originals.
+    let originals = tmp.path().join("orig");
+    std::fs::create_dir_all(&originals).unwrap();
+    let (a, b) = (originals.join("a.png"), originals.join("b.png"));
+    gray_png(&a, 28, 28);
+    gray_png(&b, 30, 17);
+    let files = tmp.path().join("files");
+    let out = ok(&ae(&[
+        "compress",
+        "--model",
+        r,
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        files.to_str().unwrap(),
+    ]));
+    assert!(out.contains("bpp") && out.contains("PSNR"), "{out}");
+    let back = tmp.path().join("back");
+    let out = ok(&ae(&[
+        "decompress",
+        "--model",
+        r,
+        files.join("a.aec").to_str().unwrap(),
+        files.join("b.aec").to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+        "--original",
+        originals.to_str().unwrap(),
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["psnr"].as_f64().unwrap().is_finite(), "{v}");
+    let img = image::open(back.join("b.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (30, 17));
+
+    // Damaged, foreign and other-model files: errors naming the file.
+    let bytes = std::fs::read(files.join("a.aec")).unwrap();
+    let cut = tmp.path().join("cut.aec");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fails(&ae(&[
+        "decompress",
+        "--model",
+        r,
+        cut.to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+    ]));
+    assert!(e.contains("cut.aec") && e.contains("corrupted"), "{e}");
+    let e = fails(&ae(&[
+        "decompress",
+        "--model",
+        r,
+        a.to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("a.png") && e.contains("not an ae compressed file"),
+        "{e}"
+    );
+    let other = tmp.path().join("other");
+    train(&codec_config(tmp.path(), "o", 8, Some(0.01)), &other);
+    let e = fails(&ae(&[
+        "decompress",
+        "--model",
+        other.to_str().unwrap(),
+        files.join("a.aec").to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+    ]));
+    assert!(e.contains("another model"), "{e}");
+    let plain = tmp.path().join("plain");
+    train(&tiny_config(tmp.path(), "p", "", ""), &plain);
+    let e = fails(&ae(&[
+        "compress",
+        "--model",
+        plain.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+    ]));
+    assert!(e.contains("not a codec"), "{e}");
+}
+
+#[test]
+fn a_codec_needs_its_rate_weight_and_others_refuse_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = fails(&ae(&[
+        "train",
+        "--config",
+        codec_config(tmp.path(), "c", 1, None).to_str().unwrap(),
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+    ]));
+    assert!(e.contains("train.lambda"), "{e}");
+    let e = fails(&ae(&[
+        "train",
+        "--config",
+        tiny_config(tmp.path(), "p", "", "").to_str().unwrap(),
+        "--lambda",
+        "0.1",
+        "--out",
+        tmp.path().join("r").to_str().unwrap(),
+    ]));
+    assert!(e.contains("train.lambda"), "{e}");
+}
+
+#[test]
+fn features_eval_compares_codes_pca_and_pixels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("ae");
+    let cfg = tiny_config(tmp.path(), "f", "", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("epochs = 2", "epochs = 10")
+        .replace("limit = 256", "limit = 800");
+    std::fs::write(&cfg, text).unwrap();
+    train(&cfg, &run);
+    let out = ok(&ae(&[
+        "features-eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let probes = v["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 3);
+    assert_eq!(probes[1]["dim"], 8);
+    assert_eq!(probes[2]["dim"], 784);
+    for p in probes {
+        // Ten classes: chance is 10%; a linear probe on digits does far better.
+        let acc = p["test_accuracy"].as_f64().unwrap();
+        assert!((0.3..=1.0).contains(&acc), "{p}");
+    }
+}
+
+#[test]
+fn vae_eval_estimates_the_likelihood_by_importance_sampling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(tmp.path(), "v", "variational = true", "binarize = true");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("batch_size = 32", "batch_size = 32\nloss = \"bce\"");
+    std::fs::write(&cfg, text).unwrap();
+    let run = tmp.path().join("vae");
+    train(&cfg, &run);
+    let nll = |k: &str| {
+        let out = ok(&ae(&[
+            "eval",
+            "--model",
+            run.to_str().unwrap(),
+            "--json",
+            "--iw-samples",
+            k,
+            "--iw-limit",
+            "40",
+        ]));
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["nll"]["images"], 40, "{v}");
+        assert!(v["nll"]["bound"].as_str().unwrap().contains(k));
+        v["nll"]["nll"].as_f64().unwrap()
+    };
+    let (one, many) = (nll("1"), nll("50"));
+    assert!(one.is_finite() && many > 0.0);
+    // More importance samples tighten the bound.
+    assert!(many < one, "k=50 {many} vs k=1 {one}");
+    // A VAE on grey data: no Bernoulli likelihood to estimate.
+    let grey = tmp.path().join("grey");
+    train(
+        &tiny_config(tmp.path(), "g", "variational = true", ""),
+        &grey,
+    );
+    let out = ok(&ae(&["eval", "--model", grey.to_str().unwrap()]));
+    assert!(out.contains("not estimated"), "{out}");
+}
