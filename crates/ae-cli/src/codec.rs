@@ -275,7 +275,7 @@ pub fn decompress(
                                 im.width
                             );
                         }
-                        Some(ae_codec::psnr(&o, im))
+                        Some(ae_codec::psnr(&o, &to_8bit(im)))
                     } else {
                         None
                     }
