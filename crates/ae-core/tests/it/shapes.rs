@@ -187,7 +187,15 @@ fn mnist_presets_have_the_documented_shapes() {
         let x = batch(&batch_dims(&m, 2), 0);
         let out = m.forward(&x, Mode::Eval).unwrap();
         assert_eq!(out.reconstruction.dims(), x.dims(), "{name}");
-        if name.starts_with("mnist") {
+        if *name == "mnist-codec" {
+            assert_eq!(m.latent_dims(), &[16, 7, 7], "{name}");
+            let Latent::Quantized { z, bits, .. } = &out.latent else {
+                panic!("{name}: a codec's latent is quantised");
+            };
+            let zv = z.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(zv.iter().all(|v| v.fract() == 0.0), "{name}: integers");
+            assert_eq!(bits.dims(), &[2], "{name}");
+        } else if name.starts_with("mnist") {
             assert_eq!(m.latent_dims(), &[32], "{name}");
             assert_eq!(x.elem_count() / 2, 784, "{name}");
         }
