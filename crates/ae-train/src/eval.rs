@@ -26,7 +26,8 @@ pub struct EvalMetrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kl: Option<f64>,
     /// Negative ELBO per sample (VAE): reconstruction loss summed over the
-    /// sample plus KL; in nats for the BCE loss.
+    /// sample plus KL, the reconstruction term estimated with one latent
+    /// sample per input; in nats for the BCE loss.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub neg_elbo: Option<f64>,
     /// Codec: estimated bits per input value of the rounded latent under the
@@ -88,8 +89,15 @@ pub fn evaluate(
                 );
             }
             Latent::Gaussian { mu, logvar, .. } => {
+                // The ELBO's reconstruction term is an expectation over
+                // q(z|x): estimate it with one seeded sample, not at the mean
+                // (which would understate the bound). MSE and PSNR above
+                // use the mean.
+                let eps = ae_core::randn(&mut rng, mu.dims(), device)?;
+                let z = (mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
+                let r_sampled = model.decode(&z, false)?.reshape(t.dims())?;
                 let rec = f64::from(
-                    loss::per_sample(kind, &r, &t)?
+                    loss::per_sample(kind, &r_sampled, &t)?
                         .sum_all()?
                         .to_scalar::<f32>()?,
                 );
