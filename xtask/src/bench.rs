@@ -847,7 +847,7 @@ fn vae(
     println!("| convolutional VAE (published) | 81.0 |");
     println!("target: <= 84 nats within 60 minutes of training");
     println!(
-        "run: {} (training and evaluation took {train_minutes:.1} min)",
+        "run: {} (training took {train_minutes:.1} min)",
         run.display()
     );
     Ok(())
