@@ -696,6 +696,42 @@ fn denoise(json: bool, data_dir: Option<String>, epochs: Option<usize>) -> Resul
     Ok(())
 }
 
+/// Trains `config` on the MNIST files in `dir` into a fresh
+/// `runs/bench-{prefix}-{time}` and returns that run directory.
+fn train_for_bench(
+    ae: &Path,
+    dir: &Path,
+    config: &str,
+    prefix: &str,
+    epochs: Option<usize>,
+) -> Result<PathBuf> {
+    let root = project_root();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let run = root.join("runs").join(format!("bench-{prefix}-{stamp}"));
+    eprintln!("{prefix}: training {config} into {}", run.display());
+    let mut train = Command::new(ae);
+    train
+        .current_dir(&root)
+        .args([
+            "train",
+            "--quiet",
+            "--json",
+            "--config",
+            config,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .arg("--out")
+        .arg(&run);
+    if let Some(e) = epochs {
+        train.args(["--epochs", &e.to_string()]);
+    }
+    json_of(&mut train)?;
+    Ok(run)
+}
+
 /// `bench features`: trains the MNIST conv AE (or takes `--model RUN`) and
 /// runs `ae features-eval` on it.
 fn features(
@@ -709,35 +745,7 @@ fn features(
     let root = project_root();
     let run = match model {
         Some(m) => PathBuf::from(m),
-        None => {
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let run = root.join("runs").join(format!("bench-features-{stamp}"));
-            eprintln!(
-                "features: training configs/mnist-ae.toml into {}",
-                run.display()
-            );
-            let mut train = Command::new(&ae);
-            train
-                .current_dir(&root)
-                .args([
-                    "train",
-                    "--quiet",
-                    "--json",
-                    "--config",
-                    "configs/mnist-ae.toml",
-                    "--data-dir",
-                ])
-                .arg(&dir)
-                .arg("--out")
-                .arg(&run);
-            if let Some(e) = epochs {
-                train.args(["--epochs", &e.to_string()]);
-            }
-            json_of(&mut train)?;
-            run
-        }
+        None => train_for_bench(&ae, &dir, "configs/mnist-ae.toml", "features", epochs)?,
     };
     let mut eval = Command::new(&ae);
     eval.current_dir(&root)
@@ -779,35 +787,7 @@ fn vae(
     let started = std::time::Instant::now();
     let run = match model {
         Some(m) => PathBuf::from(m),
-        None => {
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let run = root.join("runs").join(format!("bench-vae-{stamp}"));
-            eprintln!(
-                "vae: training configs/mnist-vae.toml into {}",
-                run.display()
-            );
-            let mut train = Command::new(&ae);
-            train
-                .current_dir(&root)
-                .args([
-                    "train",
-                    "--quiet",
-                    "--json",
-                    "--config",
-                    "configs/mnist-vae.toml",
-                    "--data-dir",
-                ])
-                .arg(&dir)
-                .arg("--out")
-                .arg(&run);
-            if let Some(e) = epochs {
-                train.args(["--epochs", &e.to_string()]);
-            }
-            json_of(&mut train)?;
-            run
-        }
+        None => train_for_bench(&ae, &dir, "configs/mnist-vae.toml", "vae", epochs)?,
     };
     let train_minutes = started.elapsed().as_secs_f64() / 60.0;
     let mut eval = Command::new(&ae);
