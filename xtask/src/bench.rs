@@ -294,7 +294,7 @@ fn oneclass(
     Ok(())
 }
 
-fn json_of(cmd: &mut Command) -> Result<serde_json::Value> {
+pub(crate) fn json_of(cmd: &mut Command) -> Result<serde_json::Value> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -647,52 +647,37 @@ fn nab(json: bool) -> Result<()> {
 fn denoise(json: bool, data_dir: Option<String>, epochs: Option<usize>) -> Result<()> {
     let ae = build_ae()?;
     let dir = mnist_dir(data_dir)?;
-    let root = project_root();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let run = root.join("runs").join(format!("bench-denoise-{stamp}"));
-    let mut train = Command::new(&ae);
-    train
-        .current_dir(&root)
-        .args([
-            "train",
-            "--quiet",
-            "--json",
-            "--config",
-            "configs/mnist-dae.toml",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .arg("--out")
-        .arg(&run);
-    if let Some(e) = epochs {
-        train.args(["--epochs", &e.to_string()]);
-    }
-    json_of(&mut train)?;
-    let mut eval = Command::new(&ae);
-    eval.current_dir(&root)
-        .args(["denoise-eval", "--model"])
-        .arg(&run)
-        .arg("--data-dir")
-        .arg(&dir);
-    if json {
-        eval.arg("--json");
-    }
-    let out = eval.output()?;
-    if !out.status.success() {
-        bail!(
-            "denoise-eval failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let run = train_for_bench(&ae, &dir, "configs/mnist-dae.toml", "denoise", epochs)?;
+    print_eval(&ae, "denoise-eval", &run, &dir, json)?;
     if !json {
         println!(
             "targets (Gaussian σ 0.5): >= 10 dB over the noisy input, >= 4 dB over the best classical filter"
         );
         println!("run: {}", run.display());
     }
+    Ok(())
+}
+
+/// Runs `ae SUBCOMMAND --model RUN --data-dir DIR [--json]` and prints what
+/// it printed.
+fn print_eval(ae: &Path, subcommand: &str, run: &Path, dir: &Path, json: bool) -> Result<()> {
+    let mut eval = Command::new(ae);
+    eval.current_dir(project_root())
+        .args([subcommand, "--model"])
+        .arg(run)
+        .arg("--data-dir")
+        .arg(dir);
+    if json {
+        eval.arg("--json");
+    }
+    let out = eval.output()?;
+    if !out.status.success() {
+        bail!(
+            "{subcommand} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 
@@ -742,28 +727,11 @@ fn features(
 ) -> Result<()> {
     let ae = build_ae()?;
     let dir = mnist_dir(data_dir)?;
-    let root = project_root();
     let run = match model {
         Some(m) => PathBuf::from(m),
         None => train_for_bench(&ae, &dir, "configs/mnist-ae.toml", "features", epochs)?,
     };
-    let mut eval = Command::new(&ae);
-    eval.current_dir(&root)
-        .args(["features-eval", "--model"])
-        .arg(&run)
-        .arg("--data-dir")
-        .arg(&dir);
-    if json {
-        eval.arg("--json");
-    }
-    let out = eval.output()?;
-    if !out.status.success() {
-        bail!(
-            "features-eval failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    print_eval(&ae, "features-eval", &run, &dir, json)?;
     if !json {
         println!("run: {}", run.display());
     }

@@ -17,6 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use plotters::prelude::*;
 
+use crate::bench::json_of;
 use crate::{build_ae, project_root};
 
 const LEVELS: [f64; 3] = [25.0, 28.0, 32.0];
@@ -148,20 +149,6 @@ fn bytes_at(curve: &[Point], level: f64) -> Option<f64> {
         (a.psnr <= level && level <= b.psnr && b.psnr > a.psnr)
             .then(|| a.bytes + (b.bytes - a.bytes) * (level - a.psnr) / (b.psnr - a.psnr))
     })
-}
-
-fn json_of(cmd: &mut Command) -> Result<serde_json::Value> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .context("no JSON in the output")?;
-    Ok(serde_json::from_str(line)?)
 }
 
 fn finished(run: &Path) -> bool {

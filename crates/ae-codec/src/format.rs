@@ -149,19 +149,10 @@ pub(crate) fn push_crc(out: &mut Vec<u8>) {
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
-/// Reads and checks magic, version and digest; returns which magic it was.
-pub(crate) fn read_preamble(
-    r: &mut Reader<'_>,
-    magic: &[u8; 3],
-    digest: &[u8; DIGEST_LEN],
-) -> Result<()> {
-    let found = r.take(3, "magic")?;
-    if found != magic {
-        return Err(Error::Magic {
-            expected: String::from_utf8_lossy(magic).into_owned(),
-            found: found.iter().map(|b| format!("{b:02x}")).collect(),
-        });
-    }
+/// Reads version and digest after the magic (which [`check_magic`] has
+/// checked) and checks them.
+pub(crate) fn read_preamble(r: &mut Reader<'_>, digest: &[u8; DIGEST_LEN]) -> Result<()> {
+    r.take(3, "magic")?;
     let version = r.take(1, "version")?[0];
     if version == 0 || version > VERSION {
         return Err(Error::Version {

@@ -447,7 +447,7 @@ impl Codec {
         format::check_magic(bytes, format::MAGIC_IMAGE)?;
         let body = format::check_crc(bytes)?;
         let mut r = Reader::new(body);
-        format::read_preamble(&mut r, format::MAGIC_IMAGE, &self.digest)?;
+        format::read_preamble(&mut r, &self.digest)?;
         let c = r.bounded("channels", 1, format::MAX_CHANNELS)? as usize;
         let h = r.bounded("height", 1, format::MAX_PIXELS)? as usize;
         let w = r.bounded("width", 1, format::MAX_PIXELS)? as usize;
@@ -552,7 +552,7 @@ impl Codec {
         format::check_magic(bytes, format::MAGIC_ARCHIVE)?;
         let body = format::check_crc(bytes)?;
         let mut r = Reader::new(body);
-        format::read_preamble(&mut r, format::MAGIC_ARCHIVE, &self.digest)?;
+        format::read_preamble(&mut r, &self.digest)?;
         let count = r.bounded("image count", 0, format::MAX_IMAGES)?;
         let nruns = r.bounded("size runs", u64::from(count > 0), count)?;
         let mut runs = Vec::new();
