@@ -16,7 +16,7 @@ use crate::config::{Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, ConvSp
 use crate::entropy::{FactorizedPrior, PriorParams, add_uniform_noise};
 use crate::error::{Error, Result};
 use crate::latent::{LatentHead, Proj};
-use crate::layers::{Conv, ConvTranspose, Linear, NormAct, activate, activate_output};
+use crate::layers::{Act, Conv, ConvTranspose, Linear, NormAct};
 use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, check_batch};
 
 enum DecoderInput {
@@ -226,7 +226,7 @@ impl ConvNet {
             DecoderInput::Linear(lin, act) => {
                 let mut shape = vec![n];
                 shape.extend(&self.bottom_dims);
-                activate(&lin.forward(z)?, *act)?.reshape(shape)?
+                lin.forward_shaped(z, Act::Hidden(*act), &shape)?
             }
             DecoderInput::Conv(conv, tail) => tail.forward(&conv.forward(z)?, train)?,
         };
@@ -239,10 +239,14 @@ impl ConvNet {
             // and crop the odd axes by one.
             let output_padding = usize::from(out_size.iter().any(|n| n % 2 == 0));
             // The activation is fused into the convolution when no batch norm
-            // sits between them (cropping commutes with it).
-            let fused = stage.tail.as_ref().and_then(NormAct::fusable);
+            // sits between them (cropping commutes with it); the last stage
+            // takes the output activation.
+            let fused = match &stage.tail {
+                Some(tail) => tail.fusable().map(Act::Hidden),
+                None => Some(Act::Output(self.spec.output_activation)),
+            };
             h = match fused {
-                Some(act) => stage.conv.forward_act(&h, output_padding, act)?,
+                Some(act) => stage.conv.forward_fused(&h, output_padding, act)?,
                 None => stage.conv.forward(&h, output_padding)?,
             };
             for (axis, &want) in out_size.iter().enumerate() {
@@ -250,11 +254,9 @@ impl ConvNet {
                     h = h.narrow(axis + 2, 0, want)?;
                 }
             }
-            h = match (&stage.tail, fused) {
-                (Some(_), Some(_)) => h,
-                (Some(tail), None) => tail.forward(&h, train)?,
-                (None, _) => activate_output(&h, self.spec.output_activation)?,
-            };
+            if let (Some(tail), None) = (&stage.tail, fused) {
+                h = tail.forward(&h, train)?;
+            }
         }
         Ok(h)
     }

@@ -47,94 +47,86 @@ impl Geom {
     }
 }
 
-/// The output columns `lo..hi` whose input column `ox·sw + kx − pw` lies in
-/// `0..w`.
-fn valid_range(g: &Geom, kx: usize) -> (usize, usize) {
-    let lo = if g.pw > kx {
-        (g.pw - kx).div_ceil(g.sw)
-    } else {
-        0
-    };
-    let hi = if g.w + g.pw > kx {
-        ((g.w + g.pw - kx - 1) / g.sw + 1).min(g.ow)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
+/// im2col and col2im for one geometry, through a zero-padded copy of one
+/// plane at a time and a table of where each output column reads in it: each
+/// row of the column matrix is then one branch-free gather (or, for col2im,
+/// scatter-add) of `oh·ow` values, whatever the stride and padding.
+pub(crate) struct Patches {
+    g: Geom,
+    /// Padded plane width and height.
+    wp: usize,
+    hp: usize,
+    /// `idx[oy·ow + ox] = oy·sh·wp + ox·sw`: the top-left corner of each
+    /// output's window in the padded plane.
+    idx: Vec<u32>,
+    /// One padded plane (its border stays zero in im2col).
+    plane: Vec<f32>,
 }
 
-/// Writes image `img`'s columns into `col`, a matrix of `rows` rows with
-/// leading dimension `ld`, at column offset `off` (several images side by side).
-pub(crate) fn im2col(img: &[f32], g: &Geom, col: &mut [f32], ld: usize, off: usize) {
-    let p = g.cols();
-    for c in 0..g.c {
-        let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let row = &mut col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
-                let (lo, hi) = valid_range(g, kx);
-                for oy in 0..g.oh {
-                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
-                    if lo < hi {
-                        let first = lo * g.sw + kx - g.pw;
-                        if g.sw == 1 {
-                            out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
-                        } else {
-                            for (o, s) in out[lo..hi]
-                                .iter_mut()
-                                .zip(src[first..].iter().step_by(g.sw))
-                            {
-                                *o = *s;
-                            }
-                        }
+impl Patches {
+    pub(crate) fn new(g: &Geom) -> Self {
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let idx = (0..g.oh)
+            .flat_map(|oy| (0..g.ow).map(move |ox| (oy * g.sh * wp + ox * g.sw) as u32))
+            .collect();
+        Patches {
+            g: *g,
+            wp,
+            hp,
+            idx,
+            plane: vec![0.0; hp * wp],
+        }
+    }
+
+    /// Writes image `img`'s columns into `col`, a matrix of `rows` rows with
+    /// leading dimension `ld`, at column offset `off` (several images side by
+    /// side).
+    pub(crate) fn im2col(&mut self, img: &[f32], col: &mut [f32], ld: usize, off: usize) {
+        let g = self.g;
+        let p = g.cols();
+        for c in 0..g.c {
+            let src = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for (y, row) in src.chunks(g.w).enumerate() {
+                let start = (y + g.ph) * self.wp + g.pw;
+                self.plane[start..start + g.w].copy_from_slice(row);
+            }
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let dst = &mut col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
+                    let window = &self.plane[ky * self.wp + kx..];
+                    for (d, &i) in dst.iter_mut().zip(&self.idx) {
+                        *d = window[i as usize];
                     }
                 }
             }
         }
     }
-}
 
-/// Adds the columns of one image (at offset `off` of a matrix with leading
-/// dimension `ld`) into `img`: the adjoint of [`im2col`].
-pub(crate) fn col2im(col: &[f32], g: &Geom, img: &mut [f32], ld: usize, off: usize) {
-    let p = g.cols();
-    for c in 0..g.c {
-        let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let row = &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
-                let (lo, hi) = valid_range(g, kx);
-                if lo >= hi {
-                    continue;
-                }
-                let first = lo * g.sw + kx - g.pw;
-                for oy in 0..g.oh {
-                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let src = &row[oy * g.ow + lo..oy * g.ow + hi];
-                    if g.sw == 1 {
-                        for (d, v) in dst[first..first + hi - lo].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (d, v) in dst[first..].iter_mut().step_by(g.sw).zip(src) {
-                            *d += v;
-                        }
+    /// Adds the columns of one image (at offset `off` of a matrix with leading
+    /// dimension `ld`) into `img`: the adjoint of [`Patches::im2col`].
+    pub(crate) fn col2im(&mut self, col: &[f32], img: &mut [f32], ld: usize, off: usize) {
+        let g = self.g;
+        let p = g.cols();
+        for c in 0..g.c {
+            self.plane.fill(0.0);
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let src = &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
+                    let window = &mut self.plane[ky * self.wp + kx..];
+                    for (v, &i) in src.iter().zip(&self.idx) {
+                        window[i as usize] += v;
                     }
                 }
             }
+            let dst = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for (y, row) in dst.chunks_mut(g.w).enumerate() {
+                let start = (y + g.ph) * self.wp + g.pw;
+                for (d, v) in row.iter_mut().zip(&self.plane[start..start + g.w]) {
+                    *d += v;
+                }
+            }
         }
+        debug_assert_eq!(self.plane.len(), self.hp * self.wp);
     }
 }
 
@@ -255,8 +247,49 @@ pub(crate) struct ConvOp {
     pub transposed: bool,
     /// 1-D: inputs and outputs are `N × C × L`.
     pub one_d: bool,
-    /// Apply ReLU to the output (fused; the backward masks the gradient).
-    pub relu: bool,
+    /// The activation applied to the output (fused; the backward takes its
+    /// derivative from the output).
+    pub act: Fused,
+}
+
+/// An activation fused into a kernel: applied to the output in the forward
+/// pass, its derivative taken from that output in the backward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fused {
+    /// The identity.
+    None,
+    /// `max(v, 0)`.
+    Relu,
+    /// `1 / (1 + e^−v)`.
+    Sigmoid,
+}
+
+impl Fused {
+    fn apply(self, v: &mut [f32]) {
+        match self {
+            Fused::None => {}
+            Fused::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Fused::Sigmoid => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
+        }
+    }
+
+    /// The same activation applied by candle's own ops.
+    pub(crate) fn apply_tensor(self, t: &Tensor) -> Result<Tensor> {
+        match self {
+            Fused::None => Ok(t.clone()),
+            Fused::Relu => t.relu(),
+            Fused::Sigmoid => candle_nn::ops::sigmoid(t),
+        }
+    }
+
+    /// The gradient `dy` through the activation, from its output `y`.
+    fn backward(self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let dy = dy.contiguous()?;
+        if self == Fused::None {
+            return Ok(dy);
+        }
+        dy.apply_op2_no_bwd(&y.contiguous()?, &ActGrad(self))
+    }
 }
 
 impl ConvOp {
@@ -331,9 +364,10 @@ impl ConvOp {
                 par,
             );
             let plane = g.h * g.w;
+            let mut patches = Patches::new(g);
             for (i, yi) in y.chunks_mut(op).enumerate() {
                 yi.fill(0.0);
-                col2im(col, g, yi, bp, i * p);
+                patches.col2im(col, yi, bp, i * p);
                 for (c, chunk) in yi.chunks_mut(plane).enumerate() {
                     chunk.iter_mut().for_each(|v| *v += bias[c]);
                 }
@@ -341,8 +375,9 @@ impl ConvOp {
         } else {
             // Y (Cout × BP) = W (Cout × K) · [im2col(x_1) … im2col(x_b)] (K × BP).
             let (col, tmp) = bufs.pair(k * bp, self.cout * bp);
+            let mut patches = Patches::new(g);
             for (i, xi) in x.chunks(ip).enumerate() {
-                im2col(xi, g, col, bp, i * p);
+                patches.im2col(xi, col, bp, i * p);
             }
             matmul(
                 self.cout,
@@ -390,8 +425,9 @@ impl ConvOp {
         if self.transposed {
             // col = [im2col(dy_i)] (K × BP); dWm += X (Cin × BP) · colᵀ; dX = Wm · col.
             let (col, xg) = bufs.pair(k * bp, self.cin * bp);
+            let mut patches = Patches::new(g);
             for (i, dyi) in dy.chunks(op).enumerate() {
-                im2col(dyi, g, col, bp, i * p);
+                patches.im2col(dyi, col, bp, i * p);
             }
             gather(x, self.cin, p, xg);
             matmul(
@@ -429,8 +465,9 @@ impl ConvOp {
         } else {
             // dW += dY (Cout × BP) · colᵀ; dX_i = col2im((Wᵀ · dY)_i).
             let (col, dyg) = bufs.pair(k * bp, self.cout * bp);
+            let mut patches = Patches::new(g);
             for (i, xi) in x.chunks(ip).enumerate() {
-                im2col(xi, g, col, bp, i * p);
+                patches.im2col(xi, col, bp, i * p);
             }
             gather(dy, self.cout, p, dyg);
             matmul(
@@ -465,7 +502,7 @@ impl ConvOp {
                 );
                 for (i, dxi) in dx.chunks_mut(ip).enumerate() {
                     dxi.fill(0.0);
-                    col2im(col, g, dxi, bp, i * p);
+                    patches.col2im(col, dxi, bp, i * p);
                 }
             }
         }
@@ -555,9 +592,7 @@ impl CustomOp3 for ConvOp {
             let xs = &x[r.start * ip..r.end * ip];
             for (xc, yc) in xs.chunks(step * ip).zip(out.chunks_mut(step * op)) {
                 self.forward_chunk(xc, wt, b, yc, &mut bufs, par);
-                if self.relu {
-                    yc.iter_mut().for_each(|v| *v = v.max(0.0));
-                }
+                self.act.apply(yc);
             }
         });
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims(n))))
@@ -572,12 +607,7 @@ impl CustomOp3 for ConvOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let need_dx = x.track_op();
-        let dy = if self.relu {
-            dy.contiguous()?
-                .apply_op2_no_bwd(&_res.contiguous()?, &ReluMask)?
-        } else {
-            dy.contiguous()?
-        };
+        let dy = self.act.backward(dy, _res)?;
         let grads = x.apply_op3_no_bwd(wt, &dy, &ConvBwdOp { op: *self, need_dx })?;
         let (nx, nw, nb) = (
             if need_dx { x.elem_count() } else { 0 },
@@ -595,12 +625,13 @@ impl CustomOp3 for ConvOp {
     }
 }
 
-/// `dy · (y > 0)`: the gradient through a fused ReLU, from its output `y`.
-struct ReluMask;
+/// The gradient `dy` through a fused activation, from its output `y`:
+/// `dy · (y > 0)` for ReLU, `dy · y · (1 − y)` for the sigmoid.
+struct ActGrad(Fused);
 
-impl candle_core::CustomOp2 for ReluMask {
+impl candle_core::CustomOp2 for ActGrad {
     fn name(&self) -> &'static str {
-        "ae-relu-mask"
+        "ae-activation-grad"
     }
 
     fn cpu_fwd(
@@ -617,10 +648,18 @@ impl candle_core::CustomOp2 for ReluMask {
         out.par_chunks_mut(step)
             .zip(dy.par_chunks(step))
             .zip(y.par_chunks(step))
-            .for_each(|((o, d), y)| {
-                for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
-                    *o = if *y > 0.0 { *d } else { 0.0 };
+            .for_each(|((o, d), y)| match self.0 {
+                Fused::Relu => {
+                    for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
+                        *o = if *y > 0.0 { *d } else { 0.0 };
+                    }
                 }
+                Fused::Sigmoid => {
+                    for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
+                        *o = d * y * (1.0 - y);
+                    }
+                }
+                Fused::None => o.copy_from_slice(d),
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -727,7 +766,7 @@ pub(crate) fn conv(
     b: &Tensor,
     stride: usize,
     padding: usize,
-    relu: bool,
+    act: Fused,
 ) -> Result<Tensor> {
     let one_d = x.rank() == 3;
     let cin = x.dim(1)?;
@@ -773,7 +812,7 @@ pub(crate) fn conv(
         cout: w.dim(0)?,
         transposed: false,
         one_d,
-        relu,
+        act,
     };
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
@@ -790,7 +829,7 @@ pub(crate) fn conv_transpose(
     stride: usize,
     padding: usize,
     output_padding: usize,
-    relu: bool,
+    act: Fused,
 ) -> Result<Tensor> {
     let one_d = x.rank() == 3;
     let cin = x.dim(1)?;
@@ -852,8 +891,191 @@ pub(crate) fn conv_transpose(
         cout,
         transposed: true,
         one_d,
-        relu,
+        act,
     };
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+}
+
+/// GEMM parallelism for one product of `m × n × k`: inside the GEMM when it
+/// is big enough to pay for the threads.
+fn gemm_par(m: usize, n: usize, k: usize) -> Parallelism {
+    let t = threads();
+    if t > 1 && m * n * k >= 1 << 18 {
+        Parallelism::Rayon(t)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// A fully connected layer `act(x · Wᵀ + b)` with `x` flattened from axis
+/// 1, its output given the shape `out_dims` directly: one graph node where
+/// flatten, matmul, bias, activation and reshape would make five.
+#[derive(Debug, Clone)]
+struct LinearOp {
+    out_dims: Vec<usize>,
+    act: Fused,
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "ae-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, wt, b) = (
+            slice(s1, l1, "input")?,
+            slice(s2, l2, "weight")?,
+            slice(s3, l3, "bias")?,
+        );
+        let (out, inp) = (l2.dims()[0], l2.dims()[1]);
+        let n = l1.dims()[0];
+        let mut y = vec![0f32; n * out];
+        matmul(
+            n,
+            out,
+            inp,
+            Mat { data: x, t: false },
+            Mat { data: wt, t: true },
+            &mut y,
+            false,
+            gemm_par(n, out, inp),
+        );
+        let rows = (n / threads()).max(1) * out;
+        y.par_chunks_mut(rows).for_each(|part| {
+            for row in part.chunks_mut(out) {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            }
+            self.act.apply(part);
+        });
+        Ok((CpuStorage::F32(y), Shape::from(self.out_dims.clone())))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        wt: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let need_dx = x.track_op();
+        let dy = self.act.backward(dy, res)?;
+        let grads = x.apply_op3_no_bwd(wt, &dy, &LinearBwdOp { need_dx })?;
+        let (nx, nw, nb) = (
+            if need_dx { x.elem_count() } else { 0 },
+            wt.elem_count(),
+            b.elem_count(),
+        );
+        let dx = if need_dx {
+            Some(grads.narrow(0, 0, nx)?.reshape(x.dims())?)
+        } else {
+            None
+        };
+        let dw = grads.narrow(0, nx, nw)?.reshape(wt.dims())?;
+        let db = grads.narrow(0, nx + nw, nb)?.reshape(b.dims())?;
+        Ok((dx, Some(dw), Some(db)))
+    }
+}
+
+/// The backward pass of a [`LinearOp`]: inputs `(x, weight, dy)`, output one
+/// flat tensor `[dx (if needed) | dweight | dbias]`.
+struct LinearBwdOp {
+    need_dx: bool,
+}
+
+impl CustomOp3 for LinearBwdOp {
+    fn name(&self) -> &'static str {
+        "ae-linear-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, wt, dy) = (
+            slice(s1, l1, "input")?,
+            slice(s2, l2, "weight")?,
+            slice(s3, l3, "output gradient")?,
+        );
+        let (out, inp) = (l2.dims()[0], l2.dims()[1]);
+        let n = l1.dims()[0];
+        let nx = if self.need_dx { n * inp } else { 0 };
+        let mut g = vec![0f32; nx + out * inp + out];
+        let (dx, rest) = g.split_at_mut(nx);
+        let (dw, db) = rest.split_at_mut(out * inp);
+        if self.need_dx {
+            // dX (N × in) = dY (N × out) · W (out × in).
+            matmul(
+                n,
+                inp,
+                out,
+                Mat { data: dy, t: false },
+                Mat { data: wt, t: false },
+                dx,
+                false,
+                gemm_par(n, inp, out),
+            );
+        }
+        // dW (out × in) = dYᵀ (out × N) · X (N × in).
+        matmul(
+            out,
+            inp,
+            n,
+            Mat { data: dy, t: true },
+            Mat { data: x, t: false },
+            dw,
+            false,
+            gemm_par(out, inp, n),
+        );
+        for row in dy.chunks(out) {
+            db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+        }
+        let len = g.len();
+        Ok((CpuStorage::F32(g), Shape::from(len)))
+    }
+}
+
+/// A fully connected layer through [`LinearOp`].
+///
+/// # Shapes
+/// `x`: `N × …` with `in` values per sample; `w`: `out × in`; `b`: `out`;
+/// returns `out_dims` (`N` first, `out` values per sample).
+pub(crate) fn linear(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    act: Fused,
+    out_dims: &[usize],
+) -> Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    let n = x.dim(0)?;
+    let per: usize = x.dims()[1..].iter().product();
+    if per != inp {
+        bail!("linear: input has {per} values per sample, the weight expects {inp}");
+    }
+    if out_dims.first() != Some(&n) || out_dims[1..].iter().product::<usize>() != out {
+        bail!("linear: output shape {out_dims:?} does not hold {n} x {out}");
+    }
+    x.contiguous()?.apply_op3(
+        &w.contiguous()?,
+        &b.contiguous()?,
+        LinearOp {
+            out_dims: out_dims.to_vec(),
+            act,
+        },
+    )
 }

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use crate::config::DenseAeConfig;
 use crate::error::{Error, Result};
 use crate::latent::{LatentHead, Proj};
-use crate::layers::{Linear, NormAct, activate_output};
+use crate::layers::{Act, Linear, NormAct};
 use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, check_batch};
 
 /// An MLP autoencoder (optionally variational); see [`DenseAeConfig`].
@@ -98,9 +98,9 @@ impl Encoder for DenseAutoencoder {
             });
         }
         let train = mode.is_train();
-        let mut h = x.flatten_from(1)?;
+        let mut h = x.clone();
         for (lin, tail) in &self.encoder {
-            h = tail.forward(&lin.forward(&h)?, train)?;
+            h = forward_block(lin, tail, &h, train)?;
         }
         self.head.forward(&h, mode)
     }
@@ -111,11 +111,23 @@ impl Decoder for DenseAutoencoder {
         check_batch("latent", z, &self.latent_dims)?;
         let mut h = z.clone();
         for (lin, tail) in &self.decoder {
-            h = tail.forward(&lin.forward(&h)?, train)?;
+            h = forward_block(lin, tail, &h, train)?;
         }
-        activate_output(&self.output.forward(&h)?, self.config.output_activation)
+        let out = [h.dim(0)?, self.config.input_dim];
+        self.output
+            .forward_shaped(&h, Act::Output(self.config.output_activation), &out)
             .map_err(Into::into)
     }
+}
+
+/// A linear layer and its tail, the activation fused when nothing sits
+/// between them.
+fn forward_block(lin: &Linear, tail: &NormAct, h: &Tensor, train: bool) -> Result<Tensor> {
+    let out = [h.dim(0)?, lin.out_dim()?];
+    Ok(match tail.fusable() {
+        Some(act) => lin.forward_shaped(h, Act::Hidden(act), &out)?,
+        None => tail.forward(&lin.forward(h)?, train)?,
+    })
 }
 
 impl Autoencoder for DenseAutoencoder {

@@ -7,6 +7,8 @@
 
 use candle_core::{Result, Tensor};
 
+pub(crate) use crate::cpu::Fused;
+
 /// Whether to use the fast CPU kernels for `x`.
 fn fast(x: &Tensor) -> bool {
     static CANDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -36,23 +38,22 @@ pub(crate) fn conv(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    conv_act(x, weight, bias, stride, padding, false)
+    conv_act(x, weight, bias, stride, padding, Fused::None)
 }
 
-/// [`conv`] followed by ReLU when `relu` (fused on the fast path).
+/// [`conv`] followed by `act` (fused on the fast path).
 pub(crate) fn conv_act(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     stride: usize,
     padding: usize,
-    relu: bool,
+    act: Fused,
 ) -> Result<Tensor> {
     if fast(x) {
-        return crate::cpu::conv(x, weight, bias, stride, padding, relu);
+        return crate::cpu::conv(x, weight, bias, stride, padding, act);
     }
-    let y = candle_conv(x, weight, bias, stride, padding)?;
-    if relu { y.relu() } else { Ok(y) }
+    act.apply_tensor(&candle_conv(x, weight, bias, stride, padding)?)
 }
 
 /// [`conv`] with candle's own ops.
@@ -85,10 +86,18 @@ pub(crate) fn conv_transpose(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
-    conv_transpose_act(x, weight, bias, stride, padding, output_padding, false)
+    conv_transpose_act(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        Fused::None,
+    )
 }
 
-/// [`conv_transpose`] followed by ReLU when `relu` (fused on the fast path).
+/// [`conv_transpose`] followed by `act` (fused on the fast path).
 pub(crate) fn conv_transpose_act(
     x: &Tensor,
     weight: &Tensor,
@@ -96,13 +105,53 @@ pub(crate) fn conv_transpose_act(
     stride: usize,
     padding: usize,
     output_padding: usize,
-    relu: bool,
+    act: Fused,
 ) -> Result<Tensor> {
     if fast(x) {
-        return crate::cpu::conv_transpose(x, weight, bias, stride, padding, output_padding, relu);
+        return crate::cpu::conv_transpose(x, weight, bias, stride, padding, output_padding, act);
     }
-    let y = candle_conv_transpose(x, weight, bias, stride, padding, output_padding)?;
-    if relu { y.relu() } else { Ok(y) }
+    act.apply_tensor(&candle_conv_transpose(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+    )?)
+}
+
+/// A fully connected layer followed by `act`, its output reshaped to
+/// `out_dims` (one fused op on the fast path).
+///
+/// # Shapes
+/// `x`: `N × …` with `in` values per sample; `weight`: `out × in`; `bias`:
+/// `out`. Returns `out_dims`, whose first axis is `N` and whose other axes
+/// hold `out` values.
+pub(crate) fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    act: Fused,
+    out_dims: &[usize],
+) -> Result<Tensor> {
+    if fast(x) {
+        return crate::cpu::linear(x, weight, bias, act, out_dims);
+    }
+    candle_linear(x, weight, bias, act)?.reshape(out_dims)
+}
+
+/// [`linear`] with candle's own ops (without the final reshape).
+pub(crate) fn candle_linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    act: Fused,
+) -> Result<Tensor> {
+    let y = x
+        .flatten_from(1)?
+        .matmul(&weight.t()?)?
+        .broadcast_add(bias)?;
+    act.apply_tensor(&y)
 }
 
 /// [`conv_transpose`] with candle's own ops.
@@ -428,7 +477,7 @@ mod fast_tests {
             let pad = pad.min(k / 2);
             prop_assume!(h + 2 * pad >= k && w + 2 * pad >= k);
             let (x, wt, b) = (rand(&[n, cin, h, w], seed), rand(&[cout, cin, k, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad, false), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad, Fused::None), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (stride, stride), (pad, pad), (0, 0), false, seed), "oracle", true)?;
             if (h + 2 * pad - k) % stride == 0 && (w + 2 * pad - k) % stride == 0 {
                 same(&fast, &run(&|x, w, b| candle_conv(x, w, b, stride, pad), &x, &wt, &b, seed), "candle", true)?;
@@ -436,7 +485,7 @@ mod fast_tests {
                 close(&fast.1, &v(&candle_conv(&x, &wt, &b, stride, pad).unwrap()), "candle forward")?;
             }
             // No input gradient when the input is plain data.
-            let y = crate::cpu::conv(&x, &Var::from_tensor(&wt).unwrap(), &b, stride, pad, false).unwrap();
+            let y = crate::cpu::conv(&x, &Var::from_tensor(&wt).unwrap(), &b, stride, pad, Fused::None).unwrap();
             prop_assert!(y.sum_all().unwrap().backward().unwrap().get(&x).is_none());
         }
 
@@ -445,7 +494,7 @@ mod fast_tests {
                           k in prop::sample::select(vec![1usize, 3, 5, 7]), stride in 1usize..4, seed: u64) {
             let pad = k / 2;
             let (x, wt, b) = (rand(&[n, cin, l], seed), rand(&[cout, cin, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad, false), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv(x, w, b, stride, pad, Fused::None), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (1, stride), (0, pad), (0, 0), false, seed), "oracle", true)?;
             // candle's conv1d input gradient is wrong for some shapes (k = 1
             // with several output channels): compare its forward only.
@@ -460,7 +509,7 @@ mod fast_tests {
             let op = op.min(stride - 1);
             prop_assume!((h - 1) * stride + k + op > 2 * pad && (w - 1) * stride + k + op > 2 * pad);
             let (x, wt, b) = (rand(&[n, cin, h, w], seed), rand(&[cin, cout, k, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op, false), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op, Fused::None), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (stride, stride), (pad, pad), (op, op), true, seed), "oracle", true)?;
             let reference = run(&|x, w, b| candle_conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
             same(&fast, &reference, "candle", true)?;
@@ -473,7 +522,7 @@ mod fast_tests {
             let op = op.min(stride - 1);
             prop_assume!((l - 1) * stride + k + op > 2 * pad);
             let (x, wt, b) = (rand(&[n, cin, l], seed), rand(&[cin, cout, k], seed + 1), rand(&[cout], seed + 2));
-            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op, false), &x, &wt, &b, seed);
+            let fast = run(&|x, w, b| crate::cpu::conv_transpose(x, w, b, stride, pad, op, Fused::None), &x, &wt, &b, seed);
             same(&fast, &oracle(&x, &wt, &b, (1, stride), (0, pad), (0, op), true, seed), "oracle", true)?;
             let reference = run(&|x, w, b| candle_conv_transpose(x, w, b, stride, pad, op), &x, &wt, &b, seed);
             same(&fast, &reference, "candle", true)?;
@@ -484,19 +533,44 @@ mod fast_tests {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
         #[test]
-        fn fused_relu_matches_conv_then_relu(n in 1usize..4, c in 1usize..4, h in 1usize..9, stride in 1usize..3, transposed: bool, seed: u64) {
+        fn fused_activations_match_conv_then_activation(n in 1usize..4, c in 1usize..4, h in 1usize..9, stride in 1usize..3,
+                                                        transposed: bool, sigmoid: bool, seed: u64) {
             let x = rand(&[n, c, h, h + 1], seed);
             let b = rand(&[3], seed + 2);
+            let act = if sigmoid { Fused::Sigmoid } else { Fused::Relu };
             let (fused, plain): (Box<KernelFn>, Box<KernelFn>) = if transposed {
-                (Box::new(move |x, w, b| crate::cpu::conv_transpose(x, w, b, stride, 1, stride - 1, true)),
-                 Box::new(move |x, w, b| crate::cpu::conv_transpose(x, w, b, stride, 1, stride - 1, false)?.relu()))
+                (Box::new(move |x, w, b| crate::cpu::conv_transpose(x, w, b, stride, 1, stride - 1, act)),
+                 Box::new(move |x, w, b| act.apply_tensor(&crate::cpu::conv_transpose(x, w, b, stride, 1, stride - 1, Fused::None)?)))
             } else {
-                (Box::new(move |x, w, b| crate::cpu::conv(x, w, b, stride, 1, true)),
-                 Box::new(move |x, w, b| crate::cpu::conv(x, w, b, stride, 1, false)?.relu()))
+                (Box::new(move |x, w, b| crate::cpu::conv(x, w, b, stride, 1, act)),
+                 Box::new(move |x, w, b| act.apply_tensor(&crate::cpu::conv(x, w, b, stride, 1, Fused::None)?)))
             };
             let wt = if transposed { rand(&[c, 3, 3, 3], seed + 1) } else { rand(&[3, c, 3, 3], seed + 1) };
-            same(&run(&*fused, &x, &wt, &b, seed), &run(&*plain, &x, &wt, &b, seed), "relu", true)?;
+            same(&run(&*fused, &x, &wt, &b, seed), &run(&*plain, &x, &wt, &b, seed), "activation", true)?;
         }
+
+        #[test]
+        fn linear_matches_candle(n in 1usize..7, a in 1usize..4, w in 1usize..7, out in 1usize..9,
+                                 act in 0usize..3, shaped: bool, seed: u64) {
+            let act = [Fused::None, Fused::Relu, Fused::Sigmoid][act];
+            let (x, wt, b) = (rand(&[n, a, w], seed), rand(&[out, a * w], seed + 1), rand(&[out], seed + 2));
+            let dims = if shaped { vec![n, 1, out] } else { vec![n, out] };
+            let fast = run(&|x, w, b| crate::cpu::linear(x, w, b, act, &dims), &x, &wt, &b, seed);
+            let reference = run(&|x, w, b| candle_linear(x, w, b, act)?.reshape(dims.as_slice()), &x, &wt, &b, seed);
+            same(&fast, &reference, "candle", true)?;
+            // No input gradient when the input is plain data.
+            let y = crate::cpu::linear(&x, &Var::from_tensor(&wt).unwrap(), &b, act, &dims).unwrap();
+            prop_assert!(y.sum_all().unwrap().backward().unwrap().get(&x).is_none());
+        }
+    }
+
+    #[test]
+    fn linear_rejects_mismatched_shapes() {
+        let (x, wt, b) = (rand(&[2, 5], 1), rand(&[3, 4], 2), rand(&[3], 3));
+        assert!(crate::cpu::linear(&x, &wt, &b, Fused::None, &[2, 3]).is_err());
+        let wt = rand(&[3, 5], 4);
+        assert!(crate::cpu::linear(&x, &wt, &b, Fused::None, &[2, 4]).is_err());
+        assert!(crate::cpu::linear(&x, &wt, &b, Fused::None, &[2, 3]).is_ok());
     }
 
     #[test]
@@ -509,7 +583,7 @@ mod fast_tests {
             rand(&[4], 9),
         );
         let fast = run(
-            &|x, w, b| crate::cpu::conv(x, w, b, 1, 2, false),
+            &|x, w, b| crate::cpu::conv(x, w, b, 1, 2, Fused::None),
             &x,
             &wt,
             &b,
@@ -519,7 +593,7 @@ mod fast_tests {
         same(&fast, &reference, "candle", true).unwrap();
         let wt = rand(&[8, 4, 5, 5], 11);
         let fast = run(
-            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 1, 2, 0, false),
+            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 1, 2, 0, Fused::None),
             &x,
             &wt,
             &b,
@@ -543,7 +617,7 @@ mod fast_tests {
             rand(&[5], 3),
         );
         let fast = run(
-            &|x, w, b| crate::cpu::conv(x, w, b, 2, 1, false),
+            &|x, w, b| crate::cpu::conv(x, w, b, 2, 1, Fused::None),
             &x,
             &wt,
             &b,
@@ -558,7 +632,7 @@ mod fast_tests {
         .unwrap();
         let wt = rand(&[3, 5, 3, 3], 5);
         let fast = run(
-            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 2, 1, 1, false),
+            &|x, w, b| crate::cpu::conv_transpose(x, w, b, 2, 1, 1, Fused::None),
             &x,
             &wt,
             &b,

@@ -12,7 +12,7 @@ use crate::traits::{Latent, Mode};
 /// A projection to the latent space.
 #[derive(Debug, Clone)]
 pub(crate) enum Proj {
-    /// Flattened features → vector (`N × F → N × dim`).
+    /// Features, flattened, → vector (`N × … → N × dim`).
     Linear(Linear),
     /// Feature map → latent map, stride 1 (`N × C × … → N × c × …`).
     Conv(Conv),
@@ -21,7 +21,7 @@ pub(crate) enum Proj {
 impl Proj {
     fn forward(&self, h: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Proj::Linear(l) => l.forward(&h.flatten_from(1)?)?,
+            Proj::Linear(l) => l.forward(h)?,
             Proj::Conv(c) => c.forward(h)?,
         })
     }

@@ -6,7 +6,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 
 use crate::config::{Activation, OutputActivation};
-use crate::kernels;
+use crate::kernels::{self, Fused};
 
 fn uniform(fan_in: usize) -> Init {
     let b = 1.0 / (fan_in.max(1) as f64).sqrt();
@@ -30,10 +30,33 @@ impl Linear {
         })
     }
 
+    /// The number of outputs.
+    pub fn out_dim(&self) -> Result<usize> {
+        self.weight.dim(0)
+    }
+
     /// # Shapes
-    /// `x`: `N × in`; returns `N × out`.
+    /// `x`: `N × in`, or `N × …` with `in` values per sample (flattened);
+    /// returns `N × out`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+        let n = x.dim(0)?;
+        let out = self.weight.dim(0)?;
+        kernels::linear(x, &self.weight, &self.bias, Fused::None, &[n, out])
+    }
+
+    /// The layer followed by `act`, its output shaped `out_dims` (on the CPU
+    /// one fused op for ReLU and the sigmoid).
+    ///
+    /// # Shapes
+    /// `x`: as [`Linear::forward`]; `out_dims`: `N` then axes holding `out`
+    /// values in all; returns `out_dims`.
+    pub fn forward_shaped(&self, x: &Tensor, act: Act, out_dims: &[usize]) -> Result<Tensor> {
+        let (fused, rest) = act.split();
+        let y = kernels::linear(x, &self.weight, &self.bias, fused, out_dims)?;
+        match rest {
+            Some(a) => a.apply(&y),
+            None => Ok(y),
+        }
     }
 }
 
@@ -81,10 +104,28 @@ impl Conv {
     /// # Shapes
     /// As [`Conv::forward`].
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        if act == Activation::Relu {
-            return kernels::conv_act(x, &self.weight, &self.bias, self.stride, self.padding, true);
+        self.forward_fused(x, Act::Hidden(act))
+    }
+
+    /// The convolution followed by `act` (ReLU and the sigmoid are fused
+    /// into the kernel on the CPU).
+    ///
+    /// # Shapes
+    /// As [`Conv::forward`].
+    pub fn forward_fused(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        let (fused, rest) = act.split();
+        let y = kernels::conv_act(
+            x,
+            &self.weight,
+            &self.bias,
+            self.stride,
+            self.padding,
+            fused,
+        )?;
+        match rest {
+            Some(a) => a.apply(&y),
+            None => Ok(y),
         }
-        activate(&self.forward(x)?, act)
     }
 }
 
@@ -145,18 +186,61 @@ impl ConvTranspose {
         output_padding: usize,
         act: Activation,
     ) -> Result<Tensor> {
-        if act == Activation::Relu {
-            return kernels::conv_transpose_act(
-                x,
-                &self.weight,
-                &self.bias,
-                self.stride,
-                self.padding,
-                output_padding,
-                true,
-            );
+        self.forward_fused(x, output_padding, Act::Hidden(act))
+    }
+
+    /// The transposed convolution followed by `act` (ReLU and the sigmoid
+    /// are fused into the kernel on the CPU).
+    ///
+    /// # Shapes
+    /// As [`ConvTranspose::forward`].
+    pub fn forward_fused(&self, x: &Tensor, output_padding: usize, act: Act) -> Result<Tensor> {
+        let (fused, rest) = act.split();
+        let y = kernels::conv_transpose_act(
+            x,
+            &self.weight,
+            &self.bias,
+            self.stride,
+            self.padding,
+            output_padding,
+            fused,
+        )?;
+        match rest {
+            Some(a) => a.apply(&y),
+            None => Ok(y),
         }
-        activate(&self.forward(x, output_padding)?, act)
+    }
+}
+
+/// The activation that follows a layer: a hidden one or an output one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// A hidden activation.
+    Hidden(Activation),
+    /// An output activation.
+    Output(OutputActivation),
+}
+
+impl Act {
+    /// The part a kernel applies itself, and what is left to apply after it.
+    fn split(self) -> (Fused, Option<Act>) {
+        match self {
+            Act::Hidden(Activation::Relu) => (Fused::Relu, None),
+            Act::Output(OutputActivation::Sigmoid) => (Fused::Sigmoid, None),
+            Act::Output(OutputActivation::None) => (Fused::None, None),
+            other => (Fused::None, Some(other)),
+        }
+    }
+
+    /// Applies the activation with candle's ops.
+    ///
+    /// # Shapes
+    /// Any; returns the same shape.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Act::Hidden(a) => activate(x, a),
+            Act::Output(a) => activate_output(x, a),
+        }
     }
 }
 
