@@ -509,6 +509,22 @@ impl ConvOp {
     }
 }
 
+thread_local! {
+    /// Each thread's scratch buffers, kept between calls: a training step
+    /// would otherwise allocate and zero them again in every layer.
+    static BUFS: std::cell::RefCell<Bufs> = std::cell::RefCell::new(Bufs::default());
+}
+
+/// Runs `f` with this thread's scratch buffers (fresh ones when they are in
+/// use further up this thread's stack: rayon may run a second job on a
+/// thread that waits inside the first).
+fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
+    BUFS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => f(&mut bufs),
+        Err(_) => f(&mut Bufs::default()),
+    })
+}
+
 /// Scratch buffers of one thread, grown on demand.
 #[derive(Default)]
 struct Bufs {
@@ -588,12 +604,13 @@ impl CustomOp3 for ConvOp {
         };
         let step = self.images_per_gemm(n.div_ceil(threads()));
         per_chunk.into_par_iter().for_each(|(r, out)| {
-            let mut bufs = Bufs::default();
-            let xs = &x[r.start * ip..r.end * ip];
-            for (xc, yc) in xs.chunks(step * ip).zip(out.chunks_mut(step * op)) {
-                self.forward_chunk(xc, wt, b, yc, &mut bufs, par);
-                self.act.apply(yc);
-            }
+            with_bufs(|bufs| {
+                let xs = &x[r.start * ip..r.end * ip];
+                for (xc, yc) in xs.chunks(step * ip).zip(out.chunks_mut(step * op)) {
+                    self.forward_chunk(xc, wt, b, yc, bufs, par);
+                    self.act.apply(yc);
+                }
+            })
         });
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims(n))))
     }
@@ -696,11 +713,11 @@ impl CustomOp3 for ConvBwdOp {
         let (ip, opi) = (op.in_per_image(), op.out_per_image());
         let (nw, nb) = (wt.len(), op.cout);
         let par = inner_par(n);
-        let mut dx = if self.need_dx {
-            vec![0f32; n * ip]
-        } else {
-            Vec::new()
-        };
+        // dx, then the weight and bias gradients appended without a copy.
+        let mut dx = Vec::with_capacity(if self.need_dx { n * ip } else { 0 } + nw + nb);
+        if self.need_dx {
+            dx.resize(n * ip, 0.0);
+        }
         let ranges = chunks(n);
         let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::new();
         {
@@ -719,29 +736,30 @@ impl CustomOp3 for ConvBwdOp {
             .into_par_iter()
             .zip(dx_parts)
             .map(|(r, mut dxs)| {
-                let mut bufs = Bufs::default();
-                let mut acc = vec![0f32; nw + nb];
-                let (dw, db) = acc.split_at_mut(nw);
-                let step = op.images_per_gemm(r.len());
-                let mut start = r.start;
-                while start < r.end {
-                    let end = (start + step).min(r.end);
-                    let dxi = dxs
-                        .as_deref_mut()
-                        .map(|d| &mut d[(start - r.start) * ip..(end - r.start) * ip]);
-                    op.backward_chunk(
-                        &x[start * ip..end * ip],
-                        wt,
-                        &dy[start * opi..end * opi],
-                        dxi,
-                        dw,
-                        db,
-                        &mut bufs,
-                        par,
-                    );
-                    start = end;
-                }
-                acc
+                with_bufs(|bufs| {
+                    let mut acc = vec![0f32; nw + nb];
+                    let (dw, db) = acc.split_at_mut(nw);
+                    let step = op.images_per_gemm(r.len());
+                    let mut start = r.start;
+                    while start < r.end {
+                        let end = (start + step).min(r.end);
+                        let dxi = dxs
+                            .as_deref_mut()
+                            .map(|d| &mut d[(start - r.start) * ip..(end - r.start) * ip]);
+                        op.backward_chunk(
+                            &x[start * ip..end * ip],
+                            wt,
+                            &dy[start * opi..end * opi],
+                            dxi,
+                            dw,
+                            db,
+                            bufs,
+                            par,
+                        );
+                        start = end;
+                    }
+                    acc
+                })
             })
             .collect();
         let mut out = dx;
