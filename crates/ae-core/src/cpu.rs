@@ -151,6 +151,11 @@ fn matmul(
     par: Parallelism,
 ) {
     debug_assert!(a.data.len() >= m * k && b.data.len() >= k * n && dst.len() >= m * n);
+    let par = if m * n * k < PAR_MIN_MACS {
+        Parallelism::None
+    } else {
+        par
+    };
     let (a_rs, a_cs) = if a.t {
         (1, m as isize)
     } else {
@@ -194,6 +199,13 @@ fn threads() -> usize {
 
 /// GEMM parallelism for a batch of `n` images: across images when there are
 /// enough of them, inside each GEMM otherwise.
+/// Elementwise work below this many values runs on the calling thread.
+const SMALL: usize = 1 << 15;
+
+/// A GEMM of fewer multiply-adds than this runs on one thread: splitting it
+/// costs more in synchronisation than it saves.
+const PAR_MIN_MACS: usize = 1 << 20;
+
 fn inner_par(n: usize) -> Parallelism {
     let t = threads();
     if n >= t || t == 1 {
@@ -603,7 +615,7 @@ impl CustomOp3 for ConvOp {
             v
         };
         let step = self.images_per_gemm(n.div_ceil(threads()));
-        per_chunk.into_par_iter().for_each(|(r, out)| {
+        let run = |(r, out): (std::ops::Range<usize>, &mut [f32])| {
             with_bufs(|bufs| {
                 let xs = &x[r.start * ip..r.end * ip];
                 for (xc, yc) in xs.chunks(step * ip).zip(out.chunks_mut(step * op)) {
@@ -611,7 +623,14 @@ impl CustomOp3 for ConvOp {
                     self.act.apply(yc);
                 }
             })
-        });
+        };
+        // One chunk runs here: handing it to rayon's threads would cost a
+        // wake-up for nothing (what batch-1 latency is made of).
+        if per_chunk.len() == 1 {
+            per_chunk.into_iter().for_each(run);
+        } else {
+            per_chunk.into_par_iter().for_each(run);
+        }
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims(n))))
     }
 
@@ -662,22 +681,27 @@ impl candle_core::CustomOp2 for ActGrad {
         let mut out = vec![0f32; dy.len()];
         let parts = chunks(dy.len());
         let step = parts.first().map_or(1, |r| r.len().max(1));
-        out.par_chunks_mut(step)
-            .zip(dy.par_chunks(step))
-            .zip(y.par_chunks(step))
-            .for_each(|((o, d), y)| match self.0 {
-                Fused::Relu => {
-                    for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
-                        *o = if *y > 0.0 { *d } else { 0.0 };
-                    }
+        let run = |((o, d), y): ((&mut [f32], &[f32]), &[f32])| match self.0 {
+            Fused::Relu => {
+                for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
+                    *o = if *y > 0.0 { *d } else { 0.0 };
                 }
-                Fused::Sigmoid => {
-                    for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
-                        *o = d * y * (1.0 - y);
-                    }
+            }
+            Fused::Sigmoid => {
+                for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
+                    *o = d * y * (1.0 - y);
                 }
-                Fused::None => o.copy_from_slice(d),
-            });
+            }
+            Fused::None => o.copy_from_slice(d),
+        };
+        if dy.len() < SMALL {
+            run(((&mut out, dy), y));
+        } else {
+            out.par_chunks_mut(step)
+                .zip(dy.par_chunks(step))
+                .zip(y.par_chunks(step))
+                .for_each(run);
+        }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -732,36 +756,37 @@ impl CustomOp3 for ConvBwdOp {
                 }
             }
         }
-        let partials: Vec<Vec<f32>> = ranges
-            .into_par_iter()
-            .zip(dx_parts)
-            .map(|(r, mut dxs)| {
-                with_bufs(|bufs| {
-                    let mut acc = vec![0f32; nw + nb];
-                    let (dw, db) = acc.split_at_mut(nw);
-                    let step = op.images_per_gemm(r.len());
-                    let mut start = r.start;
-                    while start < r.end {
-                        let end = (start + step).min(r.end);
-                        let dxi = dxs
-                            .as_deref_mut()
-                            .map(|d| &mut d[(start - r.start) * ip..(end - r.start) * ip]);
-                        op.backward_chunk(
-                            &x[start * ip..end * ip],
-                            wt,
-                            &dy[start * opi..end * opi],
-                            dxi,
-                            dw,
-                            db,
-                            bufs,
-                            par,
-                        );
-                        start = end;
-                    }
-                    acc
-                })
+        let run = |(r, mut dxs): (std::ops::Range<usize>, Option<&mut [f32]>)| {
+            with_bufs(|bufs| {
+                let mut acc = vec![0f32; nw + nb];
+                let (dw, db) = acc.split_at_mut(nw);
+                let step = op.images_per_gemm(r.len());
+                let mut start = r.start;
+                while start < r.end {
+                    let end = (start + step).min(r.end);
+                    let dxi = dxs
+                        .as_deref_mut()
+                        .map(|d| &mut d[(start - r.start) * ip..(end - r.start) * ip]);
+                    op.backward_chunk(
+                        &x[start * ip..end * ip],
+                        wt,
+                        &dy[start * opi..end * opi],
+                        dxi,
+                        dw,
+                        db,
+                        bufs,
+                        par,
+                    );
+                    start = end;
+                }
+                acc
             })
-            .collect();
+        };
+        let partials: Vec<Vec<f32>> = if ranges.len() == 1 {
+            ranges.into_iter().zip(dx_parts).map(run).collect()
+        } else {
+            ranges.into_par_iter().zip(dx_parts).map(run).collect()
+        };
         let mut out = dx;
         out.extend(reduce(partials));
         let len = out.len();
@@ -919,7 +944,7 @@ pub(crate) fn conv_transpose(
 /// is big enough to pay for the threads.
 fn gemm_par(m: usize, n: usize, k: usize) -> Parallelism {
     let t = threads();
-    if t > 1 && m * n * k >= 1 << 18 {
+    if t > 1 && m * n * k >= PAR_MIN_MACS {
         Parallelism::Rayon(t)
     } else {
         Parallelism::None
@@ -968,12 +993,17 @@ impl CustomOp3 for LinearOp {
             gemm_par(n, out, inp),
         );
         let rows = (n / threads()).max(1) * out;
-        y.par_chunks_mut(rows).for_each(|part| {
+        let run = |part: &mut [f32]| {
             for row in part.chunks_mut(out) {
                 row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
             }
             self.act.apply(part);
-        });
+        };
+        if y.len() < SMALL {
+            run(&mut y);
+        } else {
+            y.par_chunks_mut(rows).for_each(run);
+        }
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims.clone())))
     }
 
