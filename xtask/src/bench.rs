@@ -541,8 +541,10 @@ fn perf(json: bool, python: Option<String>, rounds: usize, steps: usize) -> Resu
             "peak RSS training, MiB",
         ];
         for (i, name) in names.iter().enumerate() {
+            // Milliseconds need three decimals; counts and MiB one.
+            let prec = if i == 2 { 3 } else { 1 };
             println!(
-                "{name:<24} {:>12.1} {:>12.1} {:>10.2}",
+                "{name:<24} {:>12.prec$} {:>12.prec$} {:>10.2}",
                 ae_fig[i].1,
                 torch_fig[i].1,
                 ratio(i)
