@@ -53,9 +53,8 @@ impl Geom {
 /// scatter-add) of `oh·ow` values, whatever the stride and padding.
 pub(crate) struct Patches {
     g: Geom,
-    /// Padded plane width and height.
+    /// Padded plane width.
     wp: usize,
-    hp: usize,
     /// `idx[oy·ow + ox] = oy·sh·wp + ox·sw`: the top-left corner of each
     /// output's window in the padded plane.
     idx: Vec<u32>,
@@ -72,7 +71,6 @@ impl Patches {
         Patches {
             g: *g,
             wp,
-            hp,
             idx,
             plane: vec![0.0; hp * wp],
         }
@@ -126,7 +124,6 @@ impl Patches {
                 }
             }
         }
-        debug_assert_eq!(self.plane.len(), self.hp * self.wp);
     }
 }
 
@@ -197,21 +194,30 @@ fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 
-/// GEMM parallelism for a batch of `n` images: across images when there are
-/// enough of them, inside each GEMM otherwise.
 /// Elementwise work below this many values runs on the calling thread.
 const SMALL: usize = 1 << 15;
 
 /// A GEMM of fewer multiply-adds than this runs on one thread: splitting it
-/// costs more in synchronisation than it saves.
+/// costs more in synchronisation than it saves ([`matmul`] checks).
 const PAR_MIN_MACS: usize = 1 << 20;
 
-fn inner_par(n: usize) -> Parallelism {
+/// GEMM parallelism over all threads (for a GEMM big enough to split).
+fn gemm_par() -> Parallelism {
     let t = threads();
-    if n >= t || t == 1 {
+    if t > 1 {
+        Parallelism::Rayon(t)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// GEMM parallelism for a batch of `n` images: across images when there are
+/// enough of them, inside each GEMM otherwise.
+fn inner_par(n: usize) -> Parallelism {
+    if n >= threads() {
         Parallelism::None
     } else {
-        Parallelism::Rayon(t)
+        gemm_par()
     }
 }
 
@@ -940,17 +946,6 @@ pub(crate) fn conv_transpose(
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 
-/// GEMM parallelism for one product of `m × n × k`: inside the GEMM when it
-/// is big enough to pay for the threads.
-fn gemm_par(m: usize, n: usize, k: usize) -> Parallelism {
-    let t = threads();
-    if t > 1 && m * n * k >= PAR_MIN_MACS {
-        Parallelism::Rayon(t)
-    } else {
-        Parallelism::None
-    }
-}
-
 /// A fully connected layer `act(x · Wᵀ + b)` with `x` flattened from axis
 /// 1, its output given the shape `out_dims` directly: one graph node where
 /// flatten, matmul, bias, activation and reshape would make five.
@@ -990,7 +985,7 @@ impl CustomOp3 for LinearOp {
             Mat { data: wt, t: true },
             &mut y,
             false,
-            gemm_par(n, out, inp),
+            gemm_par(),
         );
         let rows = (n / threads()).max(1) * out;
         let run = |part: &mut [f32]| {
@@ -1075,7 +1070,7 @@ impl CustomOp3 for LinearBwdOp {
                 Mat { data: wt, t: false },
                 dx,
                 false,
-                gemm_par(n, inp, out),
+                gemm_par(),
             );
         }
         // dW (out × in) = dYᵀ (out × N) · X (N × in).
@@ -1087,7 +1082,7 @@ impl CustomOp3 for LinearBwdOp {
             Mat { data: x, t: false },
             dw,
             false,
-            gemm_par(out, inp, n),
+            gemm_par(),
         );
         for row in dy.chunks(out) {
             db.iter_mut().zip(row).for_each(|(d, v)| *d += v);

@@ -51,12 +51,7 @@ impl Linear {
     /// `x`: as [`Linear::forward`]; `out_dims`: `N` then axes holding `out`
     /// values in all; returns `out_dims`.
     pub fn forward_shaped(&self, x: &Tensor, act: Act, out_dims: &[usize]) -> Result<Tensor> {
-        let (fused, rest) = act.split();
-        let y = kernels::linear(x, &self.weight, &self.bias, fused, out_dims)?;
-        match rest {
-            Some(a) => a.apply(&y),
-            None => Ok(y),
-        }
+        act.around(|f| kernels::linear(x, &self.weight, &self.bias, f, out_dims))
     }
 }
 
@@ -113,19 +108,7 @@ impl Conv {
     /// # Shapes
     /// As [`Conv::forward`].
     pub fn forward_fused(&self, x: &Tensor, act: Act) -> Result<Tensor> {
-        let (fused, rest) = act.split();
-        let y = kernels::conv_act(
-            x,
-            &self.weight,
-            &self.bias,
-            self.stride,
-            self.padding,
-            fused,
-        )?;
-        match rest {
-            Some(a) => a.apply(&y),
-            None => Ok(y),
-        }
+        act.around(|f| kernels::conv_act(x, &self.weight, &self.bias, self.stride, self.padding, f))
     }
 }
 
@@ -195,20 +178,17 @@ impl ConvTranspose {
     /// # Shapes
     /// As [`ConvTranspose::forward`].
     pub fn forward_fused(&self, x: &Tensor, output_padding: usize, act: Act) -> Result<Tensor> {
-        let (fused, rest) = act.split();
-        let y = kernels::conv_transpose_act(
-            x,
-            &self.weight,
-            &self.bias,
-            self.stride,
-            self.padding,
-            output_padding,
-            fused,
-        )?;
-        match rest {
-            Some(a) => a.apply(&y),
-            None => Ok(y),
-        }
+        act.around(|f| {
+            kernels::conv_transpose_act(
+                x,
+                &self.weight,
+                &self.bias,
+                self.stride,
+                self.padding,
+                output_padding,
+                f,
+            )
+        })
     }
 }
 
@@ -229,6 +209,17 @@ impl Act {
             Act::Output(OutputActivation::Sigmoid) => (Fused::Sigmoid, None),
             Act::Output(OutputActivation::None) => (Fused::None, None),
             other => (Fused::None, Some(other)),
+        }
+    }
+
+    /// Runs `kernel` with the part of the activation it can fuse, then
+    /// applies the rest.
+    fn around(self, kernel: impl FnOnce(Fused) -> Result<Tensor>) -> Result<Tensor> {
+        let (fused, rest) = self.split();
+        let y = kernel(fused)?;
+        match rest {
+            Some(a) => a.apply(&y),
+            None => Ok(y),
         }
     }
 
