@@ -689,8 +689,12 @@ impl candle_core::CustomOp2 for ActGrad {
         let step = parts.first().map_or(1, |r| r.len().max(1));
         let run = |((o, d), y): ((&mut [f32], &[f32]), &[f32])| match self.0 {
             Fused::Relu => {
+                // Branch-free (a mask of all ones or all zeros): half the
+                // outputs of a ReLU are zero, in no order a branch predictor
+                // could follow.
                 for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
-                    *o = if *y > 0.0 { *d } else { 0.0 };
+                    let keep = u32::from(*y > 0.0).wrapping_neg();
+                    *o = f32::from_bits(d.to_bits() & keep);
                 }
             }
             Fused::Sigmoid => {
