@@ -351,8 +351,8 @@ impl ConvOp {
         (budget / per).clamp(1, n.max(1))
     }
 
-    /// Forward for `b` consecutive images (`x`: `b × in`, `y`: `b × out`),
-    /// as one GEMM over all their columns.
+    /// Forward for `b` consecutive images (`x`: `b × in`, `y`: `b × out`,
+    /// which arrives zeroed), as one GEMM over all their columns.
     fn forward_chunk(
         &self,
         x: &[f32],
@@ -384,7 +384,6 @@ impl ConvOp {
             let plane = g.h * g.w;
             let mut patches = Patches::new(g);
             for (i, yi) in y.chunks_mut(op).enumerate() {
-                yi.fill(0.0);
                 patches.col2im(col, yi, bp, i * p);
                 for (c, chunk) in yi.chunks_mut(plane).enumerate() {
                     chunk.iter_mut().for_each(|v| *v += bias[c]);
@@ -422,7 +421,7 @@ impl ConvOp {
     }
 
     /// Backward for `b` consecutive images: accumulates into `dw` and `db`,
-    /// writes `dx` (`b × in`) when given.
+    /// writes `dx` (`b × in`, which arrives zeroed) when given.
     #[allow(clippy::too_many_arguments)]
     fn backward_chunk(
         &self,
@@ -519,7 +518,6 @@ impl ConvOp {
                     par,
                 );
                 for (i, dxi) in dx.chunks_mut(ip).enumerate() {
-                    dxi.fill(0.0);
                     patches.col2im(col, dxi, bp, i * p);
                 }
             }
