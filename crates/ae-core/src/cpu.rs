@@ -231,6 +231,16 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     Ok(&v[l.start_offset()..l.start_offset() + l.shape().elem_count()])
 }
 
+/// The f32 values of a custom op's three inputs, named for errors.
+fn slices3<'a>(inputs: [(&'a CpuStorage, &Layout, &str); 3]) -> Result<[&'a [f32]; 3]> {
+    let [a, b, c] = inputs;
+    Ok([
+        slice(a.0, a.1, a.2)?,
+        slice(b.0, b.1, b.2)?,
+        slice(c.0, c.1, c.2)?,
+    ])
+}
+
 /// Splits `0..n` into at most `threads()` contiguous chunks.
 fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
     let t = threads().min(n.max(1));
@@ -598,11 +608,7 @@ impl CustomOp3 for ConvOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, wt, b) = (
-            slice(s1, l1, "input")?,
-            slice(s2, l2, "weight")?,
-            slice(s3, l3, "bias")?,
-        );
+        let [x, wt, b] = slices3([(s1, l1, "input"), (s2, l2, "weight"), (s3, l3, "bias")])?;
         let n = l1.dims()[0];
         let (ip, op) = (self.in_per_image(), self.out_per_image());
         let mut y = vec![0f32; n * op];
@@ -649,20 +655,30 @@ impl CustomOp3 for ConvOp {
         let need_dx = x.track_op();
         let dy = self.act.backward(dy, _res)?;
         let grads = x.apply_op3_no_bwd(wt, &dy, &ConvBwdOp { op: *self, need_dx })?;
-        let (nx, nw, nb) = (
-            if need_dx { x.elem_count() } else { 0 },
-            wt.elem_count(),
-            b.elem_count(),
-        );
-        let dx = if need_dx {
-            Some(grads.narrow(0, 0, nx)?.reshape(x.dims())?)
-        } else {
-            None
-        };
-        let dw = grads.narrow(0, nx, nw)?.reshape(wt.dims())?;
-        let db = grads.narrow(0, nx + nw, nb)?.reshape(b.dims())?;
-        Ok((dx, Some(dw), Some(db)))
+        split_grads(&grads, x, wt, b, need_dx)
     }
+}
+
+/// The gradients of a layer's input (when `need_dx`), weight and bias, cut
+/// from the one flat tensor `[dx | dweight | dbias]` a backward op returns.
+#[allow(clippy::type_complexity)]
+fn split_grads(
+    grads: &Tensor,
+    x: &Tensor,
+    wt: &Tensor,
+    b: &Tensor,
+    need_dx: bool,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let nx = if need_dx { x.elem_count() } else { 0 };
+    let (nw, nb) = (wt.elem_count(), b.elem_count());
+    let dx = if need_dx {
+        Some(grads.narrow(0, 0, nx)?.reshape(x.dims())?)
+    } else {
+        None
+    };
+    let dw = grads.narrow(0, nx, nw)?.reshape(wt.dims())?;
+    let db = grads.narrow(0, nx + nw, nb)?.reshape(b.dims())?;
+    Ok((dx, Some(dw), Some(db)))
 }
 
 /// The gradient `dy` through a fused activation, from its output `y`:
@@ -736,11 +752,11 @@ impl CustomOp3 for ConvBwdOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let op = &self.op;
-        let (x, wt, dy) = (
-            slice(s1, l1, "input")?,
-            slice(s2, l2, "weight")?,
-            slice(s3, l3, "output gradient")?,
-        );
+        let [x, wt, dy] = slices3([
+            (s1, l1, "input"),
+            (s2, l2, "weight"),
+            (s3, l3, "output gradient"),
+        ])?;
         let n = l1.dims()[0];
         let (ip, opi) = (op.in_per_image(), op.out_per_image());
         let (nw, nb) = (wt.len(), op.cout);
@@ -971,11 +987,7 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, wt, b) = (
-            slice(s1, l1, "input")?,
-            slice(s2, l2, "weight")?,
-            slice(s3, l3, "bias")?,
-        );
+        let [x, wt, b] = slices3([(s1, l1, "input"), (s2, l2, "weight"), (s3, l3, "bias")])?;
         let (out, inp) = (l2.dims()[0], l2.dims()[1]);
         let n = l1.dims()[0];
         let mut y = vec![0f32; n * out];
@@ -1015,19 +1027,7 @@ impl CustomOp3 for LinearOp {
         let need_dx = x.track_op();
         let dy = self.act.backward(dy, res)?;
         let grads = x.apply_op3_no_bwd(wt, &dy, &LinearBwdOp { need_dx })?;
-        let (nx, nw, nb) = (
-            if need_dx { x.elem_count() } else { 0 },
-            wt.elem_count(),
-            b.elem_count(),
-        );
-        let dx = if need_dx {
-            Some(grads.narrow(0, 0, nx)?.reshape(x.dims())?)
-        } else {
-            None
-        };
-        let dw = grads.narrow(0, nx, nw)?.reshape(wt.dims())?;
-        let db = grads.narrow(0, nx + nw, nb)?.reshape(b.dims())?;
-        Ok((dx, Some(dw), Some(db)))
+        split_grads(&grads, x, wt, b, need_dx)
     }
 }
 
@@ -1051,11 +1051,11 @@ impl CustomOp3 for LinearBwdOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, wt, dy) = (
-            slice(s1, l1, "input")?,
-            slice(s2, l2, "weight")?,
-            slice(s3, l3, "output gradient")?,
-        );
+        let [x, wt, dy] = slices3([
+            (s1, l1, "input"),
+            (s2, l2, "weight"),
+            (s3, l3, "output gradient"),
+        ])?;
         let (out, inp) = (l2.dims()[0], l2.dims()[1]);
         let n = l1.dims()[0];
         let nx = if self.need_dx { n * inp } else { 0 };
