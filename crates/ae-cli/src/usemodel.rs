@@ -274,8 +274,12 @@ pub fn sample(run: &Path, n: usize, out: &Path, seed: u64) -> Result<()> {
     let (c, h, w) = image_dims(&model, run)?;
     let mut shape = vec![n.max(1)];
     shape.extend(model.latent_dims());
-    let z = ae_core::randn(&mut ae_core::rng(seed), &shape, model.device())?;
-    let mut x = model.decode(&z, false)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut rng = ae_core::rng(seed);
+    let z = ae_core::randn(&mut rng, &shape, model.device())?;
+    let mut x = model
+        .generate(&z, &mut rng)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     denormalize(run, &mut x, c * h * w)?;
     let cols = (n as f64).sqrt().ceil() as usize;
     let names: Vec<String> = (0..n).map(|i| format!("sample-{i:05}.png")).collect();

@@ -112,6 +112,57 @@ pub struct ConvAeConfig {
     /// non-variational latent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy_bottleneck: Option<EntropyBottleneckConfig>,
+    /// Makes the decoder autoregressive (PixelCNN-style): each output value
+    /// is predicted from the decoder's features *and* the input values
+    /// before it in raster order, through masked convolutions (see
+    /// [`PixelContextConfig`]). Training and likelihoods then use the true
+    /// inputs as that context (teacher forcing); decoding without an input
+    /// generates one pixel at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_context: Option<PixelContextConfig>,
+}
+
+fn default_context_channels() -> usize {
+    32
+}
+
+fn default_context_layers() -> usize {
+    2
+}
+
+fn default_context_kernel() -> usize {
+    7
+}
+
+/// The autoregressive part of a decoder: `layers` masked convolutions over
+/// the input (the first, `first_kernel × first_kernel`, excludes each pixel
+/// itself; the others are 3×3 and include it), added to the decoder's last
+/// feature map of `channels` maps, then two 1×1 convolutions to the output.
+/// The output at pixel `i` thus depends on the latent and on the input
+/// pixels before `i` only: `p(x|z) = Π p(x_i | x_<i, z)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PixelContextConfig {
+    /// Feature maps of the context network (default 32).
+    #[serde(default = "default_context_channels")]
+    pub channels: usize,
+    /// Masked convolutions over the input (default 2).
+    #[serde(default = "default_context_layers")]
+    pub layers: usize,
+    /// Odd kernel size, at least 3, of the first masked convolution
+    /// (default 7).
+    #[serde(default = "default_context_kernel")]
+    pub first_kernel: usize,
+}
+
+impl Default for PixelContextConfig {
+    fn default() -> Self {
+        PixelContextConfig {
+            channels: default_context_channels(),
+            layers: default_context_layers(),
+            first_kernel: default_context_kernel(),
+        }
+    }
 }
 
 fn default_components() -> usize {
@@ -234,6 +285,7 @@ pub(crate) struct ConvSpec {
     pub latent: ConvLatent,
     pub variational: bool,
     pub entropy: Option<EntropyBottleneckConfig>,
+    pub context: Option<PixelContextConfig>,
 }
 
 fn positive(field: &str, v: usize) -> Result<()> {
@@ -373,6 +425,37 @@ impl ConvSpec {
                 ));
             }
         }
+        if let Some(c) = self.context {
+            positive("pixel_context.channels", c.channels)?;
+            positive("pixel_context.layers", c.layers)?;
+            if c.first_kernel % 2 == 0 || c.first_kernel < 3 {
+                return Err(Error::config(
+                    "pixel_context.first_kernel",
+                    format!(
+                        "must be odd and at least 3 (a 1×1 kernel that excludes its pixel sees nothing), found {}",
+                        c.first_kernel
+                    ),
+                ));
+            }
+            checked_product(
+                "pixel_context.channels",
+                &[
+                    c.channels,
+                    c.channels,
+                    c.first_kernel.max(3),
+                    c.first_kernel.max(3),
+                ],
+            )?;
+            let mut maps = vec![c.channels];
+            maps.extend(&self.spatial);
+            checked_product("pixel_context.channels", &maps)?;
+            if self.entropy.is_some() {
+                return Err(Error::config(
+                    "pixel_context",
+                    "cannot be combined with entropy_bottleneck (a codec decodes without its input)",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -396,6 +479,7 @@ impl ConvAeConfig {
             latent: ConvLatent::Dense { dim: 32 },
             variational: false,
             entropy_bottleneck: None,
+            pixel_context: None,
         }
     }
 
@@ -433,6 +517,7 @@ impl ConvAeConfig {
             latent: self.latent,
             variational: self.variational,
             entropy: self.entropy_bottleneck,
+            context: self.pixel_context,
         }
     }
 
@@ -490,6 +575,7 @@ impl Conv1dAeConfig {
             latent: self.latent,
             variational: self.variational,
             entropy: None,
+            context: None,
         }
     }
 

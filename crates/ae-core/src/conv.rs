@@ -12,11 +12,15 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use crate::config::{Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, ConvSpec};
+use crate::config::{
+    Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, ConvSpec, OutputActivation,
+    PixelContextConfig,
+};
 use crate::entropy::{FactorizedPrior, PriorParams, add_uniform_noise};
 use crate::error::{Error, Result};
+use crate::init::Rng;
 use crate::latent::{LatentHead, Proj};
-use crate::layers::{Act, Conv, ConvTranspose, Linear, NormAct};
+use crate::layers::{Act, Conv, ConvTranspose, Linear, MaskedConv, NormAct};
 use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, check_batch};
 
 enum DecoderInput {
@@ -24,6 +28,82 @@ enum DecoderInput {
     Linear(Linear, Activation),
     /// Latent map → last feature map, stride 1.
     Conv(Conv, NormAct),
+}
+
+/// The autoregressive end of a decoder (see [`PixelContextConfig`]).
+struct PixelContext {
+    /// Masked convolutions over the input: mask A, then mask B.
+    layers: Vec<MaskedConv>,
+    /// 1×1, context channels to context channels.
+    merge: Conv,
+    /// 1×1, context channels to the input's channels.
+    out: Conv,
+    output_activation: OutputActivation,
+}
+
+impl PixelContext {
+    fn new(
+        cfg: PixelContextConfig,
+        in_channels: usize,
+        output_activation: OutputActivation,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let c = cfg.channels;
+        let layers = (0..cfg.layers)
+            .map(|i| {
+                let (cin, k) = if i == 0 {
+                    (in_channels, cfg.first_kernel)
+                } else {
+                    (c, 3)
+                };
+                MaskedConv::new(cin, c, k, i > 0, vb.pp(i))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(PixelContext {
+            layers,
+            merge: Conv::new(2, c, c, 1, 1, 0, vb.pp("merge"))?,
+            out: Conv::new(2, c, in_channels, 1, 1, 0, vb.pp("out"))?,
+            output_activation,
+        })
+    }
+
+    /// Features of each pixel's causal neighbourhood in `x` (`N × C × H × W`
+    /// → `N × channels × H × W`).
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward_fused(&h, Act::Hidden(Activation::Relu))?;
+        }
+        Ok(h)
+    }
+
+    /// The output from the decoder's features `hz` (`M × channels × H × W`)
+    /// and the context features `hx` (`N × …`, `M` a multiple of `N`).
+    fn head(&self, hz: &Tensor, hx: &Tensor) -> Result<Tensor> {
+        let (m, n) = (hz.dim(0)?, hx.dim(0)?);
+        let h = if m == n {
+            (hz + hx)?
+        } else {
+            if n == 0 || m % n != 0 {
+                return Err(Error::Shape {
+                    what: "latent batch (a multiple of the input batch)",
+                    expected: format!("a multiple of {n}"),
+                    found: hz.dims().to_vec(),
+                });
+            }
+            let mut dims = vec![m / n];
+            dims.extend(hx.dims());
+            hz.reshape(dims)?
+                .broadcast_add(&hx.unsqueeze(0)?)?
+                .reshape(hz.dims())?
+        };
+        let h = self
+            .merge
+            .forward_fused(&h.relu()?, Act::Hidden(Activation::Relu))?;
+        Ok(self
+            .out
+            .forward_fused(&h, Act::Output(self.output_activation))?)
+    }
 }
 
 struct DecoderStage {
@@ -46,6 +126,7 @@ struct ConvNet {
     prior: Option<FactorizedPrior>,
     decoder_input: DecoderInput,
     decoder: Vec<DecoderStage>,
+    context: Option<PixelContext>,
 }
 
 impl ConvNet {
@@ -96,7 +177,7 @@ impl ConvNet {
         for i in (0..depth).rev() {
             let vb = vb.pp("decoder").pp(i);
             let cout = if i == 0 {
-                spec.in_channels
+                spec.context.map_or(spec.in_channels, |c| c.channels)
             } else {
                 spec.channels[i - 1]
             };
@@ -117,9 +198,21 @@ impl ConvNet {
             _ => None,
         };
 
+        let context = spec
+            .context
+            .map(|c| {
+                PixelContext::new(
+                    c,
+                    spec.in_channels,
+                    spec.output_activation,
+                    vb.pp("context"),
+                )
+            })
+            .transpose()?;
         let mut input_dims = vec![spec.in_channels];
         input_dims.extend(&spec.spatial);
         Ok(ConvNet {
+            context,
             latent_dims: spec.latent_dims(),
             spec,
             input_dims,
@@ -216,7 +309,64 @@ impl ConvNet {
 
     fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         check_batch("latent", z, &self.latent_dims)?;
+        if self.context.is_some() {
+            return self.autoregress(z, None);
+        }
         self.decode_sized(z, train, &self.sizes)
+    }
+
+    fn decode_given(&self, z: &Tensor, x: &Tensor, train: bool) -> Result<Tensor> {
+        let Some(context) = &self.context else {
+            return self.decode(z, train);
+        };
+        check_batch("latent", z, &self.latent_dims)?;
+        check_batch("input", x, &self.input_dims)?;
+        let hz = self.decode_sized(z, train, &self.sizes)?;
+        context.head(&hz, &context.features(x)?)
+    }
+
+    fn generate(&self, z: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        check_batch("latent", z, &self.latent_dims)?;
+        if self.context.is_some() {
+            return self.autoregress(z, Some(rng));
+        }
+        self.decode_sized(z, false, &self.sizes)
+    }
+
+    /// Generates with the pixel context, one pixel (all channels) at a time
+    /// in raster order: each is predicted from the latent and the pixels
+    /// already generated. With `rng`, each value is drawn from a Bernoulli
+    /// distribution with the predicted probability and the draws are
+    /// returned; without, the prediction itself is fed back and returned
+    /// (a deterministic decoding).
+    fn autoregress(&self, z: &Tensor, mut rng: Option<&mut Rng>) -> Result<Tensor> {
+        use rand::Rng as _;
+        let context = self.context.as_ref().expect("called with a context");
+        let hz = self.decode_sized(z, false, &self.sizes)?;
+        let (n, c) = (z.dim(0)?, self.spec.in_channels);
+        let (h, w) = (self.spec.spatial[0], self.spec.spatial[1]);
+        let mut x = vec![0f32; n * c * h * w];
+        for y in 0..h {
+            for col in 0..w {
+                let xt =
+                    Tensor::from_vec(x.clone(), (n, c, h, w), z.device())?.to_dtype(z.dtype())?;
+                let p = context
+                    .head(&hz, &context.features(&xt)?)?
+                    .narrow(2, y, 1)?
+                    .narrow(3, col, 1)?
+                    .flatten_all()?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec1::<f32>()?;
+                for (i, v) in p.into_iter().enumerate() {
+                    let at = (i * h + y) * w + col;
+                    x[at] = match rng.as_deref_mut() {
+                        Some(r) => f32::from(u8::from(r.random::<f32>() < v)),
+                        None => v,
+                    };
+                }
+            }
+        }
+        Ok(Tensor::from_vec(x, (n, c, h, w), z.device())?.to_dtype(z.dtype())?)
     }
 
     /// Decodes to the stage sizes `sizes` (as [`ConvNet::sizes_for`] gives).
@@ -243,6 +393,9 @@ impl ConvNet {
             // takes the output activation.
             let fused = match &stage.tail {
                 Some(tail) => tail.fusable().map(Act::Hidden),
+                // With a pixel context, the last stage gives features
+                // (the context's head applies the output activation).
+                None if self.context.is_some() => Some(Act::Output(OutputActivation::None)),
                 None => Some(Act::Output(self.spec.output_activation)),
             };
             h = match fused {
@@ -334,6 +487,18 @@ macro_rules! conv_model {
         impl Decoder for $name {
             fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
                 self.net.decode(z, train)
+            }
+
+            fn decode_given(&self, z: &Tensor, x: &Tensor, train: bool) -> Result<Tensor> {
+                self.net.decode_given(z, x, train)
+            }
+
+            fn generate(&self, z: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+                self.net.generate(z, rng)
+            }
+
+            fn is_autoregressive(&self) -> bool {
+                self.net.context.is_some()
             }
         }
 

@@ -112,6 +112,51 @@ impl Conv {
     }
 }
 
+/// A 2-D convolution (stride 1, "same" padding) whose kernel is multiplied by
+/// a fixed 0/1 mask, as in PixelCNN: output `(y, x)` sees only the inputs at
+/// positions before `(y, x)` in raster order, and with `include_center` also
+/// those at `(y, x)` itself (mask "B"; without it, mask "A").
+#[derive(Debug, Clone)]
+pub struct MaskedConv {
+    conv: Conv,
+    mask: Tensor,
+}
+
+impl MaskedConv {
+    /// A `k × k` masked convolution (`k` odd) with parameters under `vb`.
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        include_center: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let device = vb.device().clone();
+        let conv = Conv::new(2, cin, cout, k, 1, k / 2, vb)?;
+        let c = k / 2;
+        let mask: Vec<f32> = (0..k * k)
+            .map(|i| {
+                let (y, x) = (i / k, i % k);
+                f32::from(u8::from(
+                    y < c || (y == c && (x < c || (include_center && x == c))),
+                ))
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (1, 1, k, k), &device)?.to_dtype(conv.weight.dtype())?;
+        Ok(MaskedConv { conv, mask })
+    }
+
+    /// The masked convolution followed by `act`.
+    ///
+    /// # Shapes
+    /// `x`: `N × Cin × H × W`; returns `N × Cout × H × W`.
+    pub fn forward_fused(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        let weight = self.conv.weight.broadcast_mul(&self.mask)?;
+        let pad = self.conv.padding;
+        act.around(|f| kernels::conv_act(x, &weight, &self.conv.bias, 1, pad, f))
+    }
+}
+
 /// A 1-D or 2-D transposed convolution.
 #[derive(Debug, Clone)]
 pub struct ConvTranspose {

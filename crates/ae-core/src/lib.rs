@@ -48,6 +48,7 @@ pub use checkpoint::{CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
 pub use config::{
     Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, DenseAeConfig, EntropyBottleneckConfig,
     MAX_COMPONENTS, MAX_DEPTH, MAX_ELEMENTS, ModelConfig, OutputActivation, PRESETS,
+    PixelContextConfig,
 };
 pub use conv::{Conv1dAutoencoder, ConvAutoencoder};
 pub use dense::DenseAutoencoder;

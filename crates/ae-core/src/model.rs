@@ -8,7 +8,7 @@ use crate::config::ModelConfig;
 use crate::conv::{Conv1dAutoencoder, ConvAutoencoder};
 use crate::dense::DenseAutoencoder;
 use crate::error::Result;
-use crate::init::seeded_var_builder;
+use crate::init::{Rng, seeded_var_builder};
 use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode};
 
 /// Any of `ae-core`'s architectures, chosen at run time from a [`ModelConfig`].
@@ -59,6 +59,18 @@ impl Encoder for Network {
 impl Decoder for Network {
     fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         each!(self, m => m.decode(z, train))
+    }
+
+    fn decode_given(&self, z: &Tensor, x: &Tensor, train: bool) -> Result<Tensor> {
+        each!(self, m => m.decode_given(z, x, train))
+    }
+
+    fn generate(&self, z: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        each!(self, m => m.generate(z, rng))
+    }
+
+    fn is_autoregressive(&self) -> bool {
+        each!(self, m => m.is_autoregressive())
     }
 }
 
@@ -160,6 +172,18 @@ impl Encoder for Model {
 impl Decoder for Model {
     fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         self.network.decode(z, train)
+    }
+
+    fn decode_given(&self, z: &Tensor, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.network.decode_given(z, x, train)
+    }
+
+    fn generate(&self, z: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        self.network.generate(z, rng)
+    }
+
+    fn is_autoregressive(&self) -> bool {
+        self.network.is_autoregressive()
     }
 }
 

@@ -124,6 +124,41 @@ pub trait Decoder {
     /// `z`: `N × latent_dims…`; returns `N × input_dims…`. `train` selects batch
     /// statistics in batch norm.
     fn decode(&self, z: &Tensor, train: bool) -> Result<Tensor>;
+
+    /// Decodes `z` given the input `x` it stands for: the decoder's
+    /// prediction of each input value. An autoregressive decoder (a conv
+    /// model with a pixel context) predicts value `i` from `z` and the values
+    /// of `x` before `i` (teacher forcing), which is what its likelihood
+    /// `p(x|z)` and its training use; any other decoder ignores `x` and
+    /// returns [`Decoder::decode`].
+    ///
+    /// # Shapes
+    /// `z`: `M × latent_dims…` where `M` is a multiple of `x`'s batch `N`
+    /// (row `j` of `z` goes with row `j mod N` of `x`, so several latent
+    /// samples per input share one context); `x`: `N × input_dims…`;
+    /// returns `M × input_dims…`.
+    fn decode_given(&self, z: &Tensor, x: &Tensor, train: bool) -> Result<Tensor> {
+        let _ = x;
+        self.decode(z, train)
+    }
+
+    /// Draws one output per latent from the decoder's distribution, in
+    /// evaluation mode. An autoregressive decoder generates one pixel at a
+    /// time, each a Bernoulli draw with the predicted probability (its
+    /// output is meant for binary data); any other decoder returns its mean,
+    /// [`Decoder::decode`].
+    ///
+    /// # Shapes
+    /// `z`: `N × latent_dims…`; returns `N × input_dims…`.
+    fn generate(&self, z: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        let _ = rng;
+        self.decode(z, false)
+    }
+
+    /// Whether the decoder is autoregressive (see [`Decoder::decode_given`]).
+    fn is_autoregressive(&self) -> bool {
+        false
+    }
 }
 
 /// An encoder and a decoder trained together.
@@ -131,7 +166,8 @@ pub trait Autoencoder: Encoder + Decoder {
     /// Whether [`Encoder::encode`] returns [`Latent::Gaussian`].
     fn is_variational(&self) -> bool;
 
-    /// Encodes, then decodes `latent.z()`.
+    /// Encodes, then decodes `latent.z()` given `x` (see
+    /// [`Decoder::decode_given`]).
     ///
     /// # Shapes
     /// `x`: `N × input_dims…`; the reconstruction has exactly `x`'s shape and
@@ -139,7 +175,7 @@ pub trait Autoencoder: Encoder + Decoder {
     fn forward(&self, x: &Tensor, mut mode: Mode<'_>) -> Result<ForwardOutput> {
         let train = mode.is_train();
         let latent = self.encode(x, mode.reborrow())?;
-        let mut reconstruction = self.decode(latent.z(), train)?;
+        let mut reconstruction = self.decode_given(latent.z(), x, train)?;
         if reconstruction.dims() != x.dims() {
             reconstruction = reconstruction.reshape(x.dims())?;
         }

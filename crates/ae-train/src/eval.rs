@@ -95,7 +95,7 @@ pub fn evaluate(
                 // use the mean.
                 let eps = ae_core::randn(&mut rng, mu.dims(), device)?;
                 let z = (mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
-                let r_sampled = model.decode(&z, false)?.reshape(t.dims())?;
+                let r_sampled = model.decode_given(&z, &x, false)?.reshape(t.dims())?;
                 let rec = f64::from(
                     loss::per_sample(kind, &r_sampled, &t)?
                         .sum_all()?
@@ -204,7 +204,7 @@ pub fn importance_nll(
             let z = mu
                 .unsqueeze(0)?
                 .broadcast_add(&sigma.unsqueeze(0)?.broadcast_mul(&eps)?)?;
-            let recon = model.decode(&z.reshape((s * b, d))?, false)?;
+            let recon = model.decode_given(&z.reshape((s * b, d))?, &x, false)?;
             let p = recon
                 .flatten_from(1)?
                 .reshape((s, b, ()))?

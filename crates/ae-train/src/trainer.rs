@@ -589,8 +589,12 @@ fn draw_epoch(
     if model.is_variational() && is_image {
         let mut zd = vec![64];
         zd.extend(model.latent_dims());
-        let z = ae_core::randn(&mut ae_core::rng(seed ^ 0x5A3), &zd, device)?;
-        let s = model.decode(&z, false)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut rng = ae_core::rng(seed ^ 0x5A3);
+        let z = ae_core::randn(&mut rng, &zd, device)?;
+        let s = model
+            .generate(&z, &mut rng)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let samples: Vec<Vec<f32>> = s.chunks(per).map(|v| denorm(norm, v)).collect();
         let rows: Vec<Vec<&[f32]>> = samples
             .chunks(8)

@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod config;
+mod context;
 mod shapes;
 mod training;
 

@@ -44,7 +44,7 @@ prop_compose! {
         output_activation in output_activation(), latent in conv_latent(), variational: bool,
     ) -> ConvAeConfig {
         ConvAeConfig { in_channels, height, width, channels, kernel_size, activation,
-            batch_norm, output_activation, latent, variational, entropy_bottleneck: None }
+            batch_norm, output_activation, latent, variational, entropy_bottleneck: None, pixel_context: None }
     }
 }
 
@@ -167,7 +167,7 @@ proptest! {
         let latent = if spatial { ConvLatent::Spatial { channels: dim } } else { ConvLatent::Dense { dim } };
         let cfg = ConvAeConfig { in_channels, height, width, channels: channels.clone(), kernel_size,
             activation: Activation::Relu, batch_norm: false, output_activation: OutputActivation::Sigmoid,
-            latent, variational, entropy_bottleneck: None };
+            latent, variational, entropy_bottleneck: None, pixel_context: None };
         let expect_ok = in_channels > 0 && height > 0 && width > 0 && !channels.is_empty()
             && channels.iter().all(|&c| c > 0) && kernel_size % 2 == 1 && dim > 0;
         prop_assert_eq!(cfg.validate().is_ok(), expect_ok);
