@@ -77,6 +77,12 @@ impl PixelContext {
         Ok(h)
     }
 
+    /// How many rows above a pixel its context features reach: the first
+    /// kernel's half, plus one per 3×3 layer.
+    fn reach(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.kernel() / 2) + self.layers.len().saturating_sub(1)
+    }
+
     /// The output from the decoder's features `hz` (`M × channels × H × W`)
     /// and the context features `hx` (`N × …`, `M` a multiple of `N`).
     fn head(&self, hz: &Tensor, hx: &Tensor) -> Result<Tensor> {
@@ -346,13 +352,24 @@ impl ConvNet {
         let (n, c) = (z.dim(0)?, self.spec.in_channels);
         let (h, w) = (self.spec.spatial[0], self.spec.spatial[1]);
         let mut x = vec![0f32; n * c * h * w];
+        // Row y's context features depend on rows y − reach ..= y only, so
+        // each step runs on that strip of rows, not on the whole image.
+        let reach = context.reach();
         for y in 0..h {
+            let top = y.saturating_sub(reach);
+            let rows = y + 1 - top;
+            let hz_row = hz.narrow(2, y, 1)?;
             for col in 0..w {
+                let strip: Vec<f32> = x
+                    .chunks(h * w)
+                    .flat_map(|plane| &plane[top * w..(y + 1) * w])
+                    .copied()
+                    .collect();
                 let xt =
-                    Tensor::from_vec(x.clone(), (n, c, h, w), z.device())?.to_dtype(z.dtype())?;
+                    Tensor::from_vec(strip, (n, c, rows, w), z.device())?.to_dtype(z.dtype())?;
+                let hx_row = context.features(&xt)?.narrow(2, rows - 1, 1)?;
                 let p = context
-                    .head(&hz, &context.features(&xt)?)?
-                    .narrow(2, y, 1)?
+                    .head(&hz_row, &hx_row)?
                     .narrow(3, col, 1)?
                     .flatten_all()?
                     .to_dtype(candle_core::DType::F32)?

@@ -146,6 +146,11 @@ impl MaskedConv {
         Ok(MaskedConv { conv, mask })
     }
 
+    /// The kernel size.
+    pub fn kernel(&self) -> usize {
+        self.mask.dims()[2]
+    }
+
     /// The masked convolution followed by `act`.
     ///
     /// # Shapes

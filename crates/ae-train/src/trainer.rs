@@ -488,13 +488,16 @@ fn run(
                 let _ = std::fs::remove_file(dir.join(f));
             }
         }
-        draw_epoch(dir, &history, &model, &data, noise, cfg.seed)?;
+        // An autoregressive decoder generates pixel by pixel: its samples
+        // cost seconds, so they are drawn once, after training.
+        let samples = !model.is_autoregressive();
+        draw_epoch(dir, &history, &model, &data, noise, cfg.seed, samples)?;
     }
     // Test the best weights.
     model.load_weights(&dir.join(files::BEST))?;
     let test = evaluate(&model, &data.test, t, noise, cfg.seed ^ 0x7E57, 512)?;
     write_json(&dir.join(files::TEST), &test)?;
-    draw_epoch(dir, &history, &model, &data, noise, cfg.seed)?;
+    draw_epoch(dir, &history, &model, &data, noise, cfg.seed, true)?;
     Ok(TrainReport {
         run_dir: dir.to_path_buf(),
         data: data.description,
@@ -523,6 +526,7 @@ fn draw_epoch(
     data: &Prepared,
     noise: Option<(&ae_data::Noise, (f32, f32))>,
     seed: u64,
+    samples: bool,
 ) -> Result<()> {
     let pts = |f: fn(&EpochMetrics) -> f64| {
         history
@@ -586,7 +590,7 @@ fn draw_epoch(
             .collect();
         plot::signal_pairs(&dir.join(files::RECON_PNG), &pairs)?;
     }
-    if model.is_variational() && is_image {
+    if samples && model.is_variational() && is_image {
         let mut zd = vec![64];
         zd.extend(model.latent_dims());
         let mut rng = ae_core::rng(seed ^ 0x5A3);

@@ -92,9 +92,10 @@ fn several_latent_samples_share_one_context() {
 
 #[test]
 fn forward_is_teacher_forced_and_generation_is_sequential() {
-    let m = model(config(1, 4, 5, 2, 3), 11);
+    // 10 rows, reach 2 + 2: the later rows are generated from strips.
+    let m = model(config(1, 10, 5, 3, 5), 11);
     assert!(m.is_autoregressive());
-    let x = batch(&[3, 1, 4, 5], 12);
+    let x = batch(&[3, 1, 10, 5], 12);
     let out = m.forward(&x, Mode::Eval).unwrap();
     let given = m.decode_given(out.latent.z(), &x, false).unwrap();
     assert!(max_abs_diff(&out.reconstruction, &given) < 1e-6);
@@ -112,7 +113,7 @@ fn forward_is_teacher_forced_and_generation_is_sequential() {
     assert_eq!(max_abs_diff(&s1, &s2), 0.0);
     let v = s1.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert!(v.iter().all(|&b| b == 0.0 || b == 1.0));
-    assert_eq!(s1.i(0).unwrap().dims(), &[1, 4, 5]);
+    assert_eq!(s1.i(0).unwrap().dims(), &[1, 10, 5]);
 }
 
 #[test]
