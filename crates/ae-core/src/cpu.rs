@@ -14,7 +14,6 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 /// How a `C × H × W` image maps to columns `C·kh·kw × oh·ow`:
 /// `col[(c·kh + ky)·kw + kx, oy·ow + ox] = img[c, oy·sh − ph + ky, ox·sw − pw + kx]`.
@@ -135,7 +134,9 @@ struct Mat<'a> {
     t: bool,
 }
 
-/// `dst (m × n) = [dst +] a (m × k) · b (k × n)`, all row-major.
+/// `dst (m × n) = [dst +] a (m × k) · b (k × n)`, all row-major. With
+/// `par` set to more than one thread and a GEMM big enough, the rows of
+/// `dst` are split over the pool's threads ([`par_map`]).
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     m: usize,
@@ -148,35 +149,58 @@ fn matmul(
     par: Parallelism,
 ) {
     debug_assert!(a.data.len() >= m * k && b.data.len() >= k * n && dst.len() >= m * n);
-    let par = if m * n * k < PAR_MIN_MACS {
-        Parallelism::None
+    let t = threads();
+    if matches!(par, Parallelism::Rayon(_)) && m * n * k >= PAR_MIN_MACS && m >= 2 * t && n > 0 {
+        let per = m.div_ceil(t);
+        let parts: Vec<(usize, &mut [f32])> = dst[..m * n]
+            .chunks_mut(per * n)
+            .enumerate()
+            .map(|(i, d)| (i * per, d))
+            .collect();
+        par_map(parts, |(m0, d)| {
+            gemm_rows(m, m0, d.len() / n, n, k, a, b, d, accumulate);
+        });
     } else {
-        par
-    };
-    let (a_rs, a_cs) = if a.t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
+        gemm_rows(m, 0, m, n, k, a, b, dst, accumulate);
+    }
+}
+
+/// Rows `m0 .. m0 + rows` of `a · b` (`a` of `m` rows) into `dst`, on this
+/// thread.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows(
+    m: usize,
+    m0: usize,
+    rows: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    dst: &mut [f32],
+    accumulate: bool,
+) {
+    let (a_rs, a_cs) = if a.t { (1, m) } else { (k, 1) };
     let (b_rs, b_cs) = if b.t {
         (1, k as isize)
     } else {
         (n as isize, 1)
     };
-    // SAFETY: the slices hold at least the elements the strides address
-    // (checked above), and `dst` does not alias `a` or `b`.
+    debug_assert!(dst.len() >= rows * n && m0 + rows <= m);
+    // SAFETY: rows m0 .. m0 + rows of `a` lie inside `a.data` (m × k values,
+    // checked by the caller), `b` holds k × n values, `dst` holds rows × n,
+    // and `dst` does not alias `a` or `b`.
     unsafe {
         gemm::gemm(
-            m,
+            rows,
             n,
             k,
             dst.as_mut_ptr(),
             1,
             n as isize,
             accumulate,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
+            a.data.as_ptr().add(m0 * a_rs),
+            a_cs as isize,
+            a_rs as isize,
             b.data.as_ptr(),
             b_cs,
             b_rs,
@@ -185,13 +209,59 @@ fn matmul(
             false,
             false,
             false,
-            par,
+            Parallelism::None,
         )
     }
 }
 
+/// Threads of candle's CPU pool (its workers and the calling thread), which
+/// the ops here share with candle's own elementwise ops.
 fn threads() -> usize {
-    rayon::current_num_threads().max(1)
+    candle_core::utils::barrier_pool().n_workers() + 1
+}
+
+/// `f` applied to each item, the items spread over candle's CPU thread pool
+/// (see [`threads`]): the same threads as candle's own ops, so a training
+/// step keeps one set of threads busy instead of two sets competing for the
+/// cores. One item runs on the calling thread.
+fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    thread_local! {
+        /// Set on a thread while it runs items: a nested call runs inline
+        /// (the pool takes one job at a time).
+        static IN_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if items.len() <= 1 || IN_POOL.with(|c| c.get()) {
+        return items.into_iter().map(f).collect();
+    }
+    let todo: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let done: Vec<Mutex<Option<R>>> = todo.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    candle_core::utils::barrier_pool().execute(|_| {
+        let was = IN_POOL.with(|c| c.replace(true));
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = todo.get(i) else { break };
+            // Each slot is taken once, so these locks never wait.
+            let item = slot.lock().ok().and_then(|mut s| s.take());
+            if let Some(item) = item {
+                let r = f(item);
+                if let Ok(mut d) = done[i].lock() {
+                    *d = Some(r);
+                }
+            }
+        }
+        IN_POOL.with(|c| c.set(was));
+    });
+    done.into_iter()
+        .map(|d| {
+            d.into_inner()
+                .ok()
+                .flatten()
+                .expect("the pool ran every item (a panic in one propagates)")
+        })
+        .collect()
 }
 
 /// Elementwise work below this many values runs on the calling thread.
@@ -634,13 +704,9 @@ impl CustomOp3 for ConvOp {
                 }
             })
         };
-        // One chunk runs here: handing it to rayon's threads would cost a
+        // One chunk runs here: handing it to other threads would cost a
         // wake-up for nothing (what batch-1 latency is made of).
-        if per_chunk.len() == 1 {
-            per_chunk.into_iter().for_each(run);
-        } else {
-            per_chunk.into_par_iter().for_each(run);
-        }
+        par_map(per_chunk, run);
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims(n))))
     }
 
@@ -721,10 +787,12 @@ impl candle_core::CustomOp2 for ActGrad {
         if dy.len() < SMALL {
             run(((&mut out, dy), y));
         } else {
-            out.par_chunks_mut(step)
-                .zip(dy.par_chunks(step))
-                .zip(y.par_chunks(step))
-                .for_each(run);
+            let parts: Vec<_> = out
+                .chunks_mut(step)
+                .zip(dy.chunks(step))
+                .zip(y.chunks(step))
+                .collect();
+            par_map(parts, run);
         }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -806,11 +874,7 @@ impl CustomOp3 for ConvBwdOp {
                 acc
             })
         };
-        let partials: Vec<Vec<f32>> = if ranges.len() == 1 {
-            ranges.into_iter().zip(dx_parts).map(run).collect()
-        } else {
-            ranges.into_par_iter().zip(dx_parts).map(run).collect()
-        };
+        let partials = par_map(ranges.into_iter().zip(dx_parts).collect(), run);
         let mut out = dx;
         out.extend(reduce(partials));
         let len = out.len();
@@ -1011,7 +1075,7 @@ impl CustomOp3 for LinearOp {
         if y.len() < SMALL {
             run(&mut y);
         } else {
-            y.par_chunks_mut(rows).for_each(run);
+            par_map(y.chunks_mut(rows).collect(), run);
         }
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims.clone())))
     }
