@@ -8,9 +8,10 @@
 //! `W · im2col(x) + b` (or `col2im(Wᵀ · x) + b` for a transposed convolution)
 //! and whose backward computes the weight, bias and (only when the input
 //! needs it) input gradients in one pass over the batch. Images are spread
-//! over rayon's threads, each with its own column buffer and gradient
-//! accumulators; a batch smaller than the thread count parallelises inside the
-//! GEMM instead. 1-D convolutions run as 2-D ones of height 1.
+//! over the threads of candle's CPU pool ([`par_map`]), each with its own
+//! column buffer and gradient accumulators; a batch smaller than the thread
+//! count splits each GEMM's rows over the pool instead. 1-D convolutions run
+//! as 2-D ones of height 1.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use gemm::Parallelism;
@@ -612,8 +613,8 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's scratch buffers (fresh ones when they are in
-/// use further up this thread's stack: rayon may run a second job on a
-/// thread that waits inside the first).
+/// use further up this thread's stack, should a job ever run inside
+/// another on one thread).
 fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
     BUFS.with(|cell| match cell.try_borrow_mut() {
         Ok(mut bufs) => f(&mut bufs),
