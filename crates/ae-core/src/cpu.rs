@@ -381,6 +381,27 @@ impl Fused {
         }
     }
 
+    /// `out = dy` through the activation, from its output `y`.
+    fn grad_into(self, dy: &[f32], y: &[f32], out: &mut [f32]) {
+        match self {
+            Fused::Relu => {
+                // Branch-free (a mask of all ones or all zeros): half the
+                // outputs of a ReLU are zero, in no order a branch predictor
+                // could follow.
+                for ((o, d), y) in out.iter_mut().zip(dy).zip(y) {
+                    let keep = u32::from(*y > 0.0).wrapping_neg();
+                    *o = f32::from_bits(d.to_bits() & keep);
+                }
+            }
+            Fused::Sigmoid => {
+                for ((o, d), y) in out.iter_mut().zip(dy).zip(y) {
+                    *o = d * y * (1.0 - y);
+                }
+            }
+            Fused::None => out.copy_from_slice(dy),
+        }
+    }
+
     /// The gradient `dy` through the activation, from its output `y`.
     fn backward(self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
         let dy = dy.contiguous()?;
@@ -626,6 +647,8 @@ fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
 #[derive(Default)]
 struct Bufs {
     bufs: [Vec<f32>; 2],
+    /// An incoming gradient through the activation.
+    act: Vec<f32>,
 }
 
 impl Bufs {
@@ -716,12 +739,14 @@ impl CustomOp3 for ConvOp {
         x: &Tensor,
         wt: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let need_dx = x.track_op();
-        let dy = self.act.backward(dy, _res)?;
-        let grads = x.apply_op3_no_bwd(wt, &dy, &ConvBwdOp { op: *self, need_dx })?;
+        // The activation's gradient is taken inside the backward op, chunk
+        // by chunk, from the output `res`.
+        let y = (self.act != Fused::None).then(|| res.clone());
+        let grads = x.apply_op3_no_bwd(wt, &dy.contiguous()?, &ConvBwdOp { op: *self, need_dx, y })?;
         split_grads(&grads, x, wt, b, need_dx)
     }
 }
@@ -768,23 +793,7 @@ impl candle_core::CustomOp2 for ActGrad {
         let mut out = vec![0f32; dy.len()];
         let parts = chunks(dy.len());
         let step = parts.first().map_or(1, |r| r.len().max(1));
-        let run = |((o, d), y): ((&mut [f32], &[f32]), &[f32])| match self.0 {
-            Fused::Relu => {
-                // Branch-free (a mask of all ones or all zeros): half the
-                // outputs of a ReLU are zero, in no order a branch predictor
-                // could follow.
-                for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
-                    let keep = u32::from(*y > 0.0).wrapping_neg();
-                    *o = f32::from_bits(d.to_bits() & keep);
-                }
-            }
-            Fused::Sigmoid => {
-                for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
-                    *o = d * y * (1.0 - y);
-                }
-            }
-            Fused::None => o.copy_from_slice(d),
-        };
+        let run = |((o, d), y): ((&mut [f32], &[f32]), &[f32])| self.0.grad_into(d, y, o);
         if dy.len() < SMALL {
             run(((&mut out, dy), y));
         } else {
@@ -804,6 +813,9 @@ impl candle_core::CustomOp2 for ActGrad {
 struct ConvBwdOp {
     op: ConvOp,
     need_dx: bool,
+    /// The forward output, when `op.act`'s gradient is still to be applied
+    /// to the incoming gradient.
+    y: Option<Tensor>,
 }
 
 impl CustomOp3 for ConvBwdOp {
@@ -826,6 +838,17 @@ impl CustomOp3 for ConvBwdOp {
             (s2, l2, "weight"),
             (s3, l3, "output gradient"),
         ])?;
+        let y_guard = self.y.as_ref().map(|t| t.storage_and_layout());
+        let y = match &y_guard {
+            Some((storage, layout)) => match &**storage {
+                candle_core::Storage::Cpu(s) => Some(slice(s, layout, "output")?),
+                _ => bail!("output: the fast CPU convolution needs a CPU tensor"),
+            },
+            None => None,
+        };
+        if y.is_some_and(|y| y.len() != dy.len()) {
+            bail!("output: {} values for a gradient of {}", y.map_or(0, <[f32]>::len), dy.len());
+        }
         let n = l1.dims()[0];
         let (ip, opi) = (op.in_per_image(), op.out_per_image());
         let (nw, nb) = (wt.len(), op.cout);
@@ -860,16 +883,30 @@ impl CustomOp3 for ConvBwdOp {
                     let dxi = dxs
                         .as_deref_mut()
                         .map(|d| &mut d[(start - r.start) * ip..(end - r.start) * ip]);
+                    let dyc = &dy[start * opi..end * opi];
+                    // The activation's gradient, into a buffer of this
+                    // thread that stays in cache for the GEMMs.
+                    let mut act = std::mem::take(&mut bufs.act);
+                    let dyc = match y {
+                        Some(y) => {
+                            act.resize(dyc.len().max(act.len()), 0.0);
+                            let a = &mut act[..dyc.len()];
+                            op.act.grad_into(dyc, &y[start * opi..end * opi], a);
+                            &*a
+                        }
+                        None => dyc,
+                    };
                     op.backward_chunk(
                         &x[start * ip..end * ip],
                         wt,
-                        &dy[start * opi..end * opi],
+                        dyc,
                         dxi,
                         dw,
                         db,
                         bufs,
                         par,
                     );
+                    bufs.act = act;
                     start = end;
                 }
                 acc
