@@ -746,7 +746,15 @@ impl CustomOp3 for ConvOp {
         // The activation's gradient is taken inside the backward op, chunk
         // by chunk, from the output `res`.
         let y = (self.act != Fused::None).then(|| res.clone());
-        let grads = x.apply_op3_no_bwd(wt, &dy.contiguous()?, &ConvBwdOp { op: *self, need_dx, y })?;
+        let grads = x.apply_op3_no_bwd(
+            wt,
+            &dy.contiguous()?,
+            &ConvBwdOp {
+                op: *self,
+                need_dx,
+                y,
+            },
+        )?;
         split_grads(&grads, x, wt, b, need_dx)
     }
 }
@@ -847,7 +855,11 @@ impl CustomOp3 for ConvBwdOp {
             None => None,
         };
         if y.is_some_and(|y| y.len() != dy.len()) {
-            bail!("output: {} values for a gradient of {}", y.map_or(0, <[f32]>::len), dy.len());
+            bail!(
+                "output: {} values for a gradient of {}",
+                y.map_or(0, <[f32]>::len),
+                dy.len()
+            );
         }
         let n = l1.dims()[0];
         let (ip, opi) = (op.in_per_image(), op.out_per_image());
@@ -896,16 +908,7 @@ impl CustomOp3 for ConvBwdOp {
                         }
                         None => dyc,
                     };
-                    op.backward_chunk(
-                        &x[start * ip..end * ip],
-                        wt,
-                        dyc,
-                        dxi,
-                        dw,
-                        db,
-                        bufs,
-                        par,
-                    );
+                    op.backward_chunk(&x[start * ip..end * ip], wt, dyc, dxi, dw, db, bufs, par);
                     bufs.act = act;
                     start = end;
                 }
