@@ -232,6 +232,23 @@ fn features_eval_compares_codes_pca_and_pixels() {
     }
 }
 
+/// `ae eval --json` with `k` importance samples on the first `limit` test
+/// images: the estimate's JSON object.
+fn importance_eval(run: &std::path::Path, k: &str, limit: &str) -> serde_json::Value {
+    let out = ok(&ae(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--json",
+        "--iw-samples",
+        k,
+        "--iw-limit",
+        limit,
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    v["nll"].clone()
+}
+
 #[test]
 fn vae_eval_estimates_the_likelihood_by_importance_sampling() {
     let tmp = tempfile::tempdir().unwrap();
@@ -243,20 +260,10 @@ fn vae_eval_estimates_the_likelihood_by_importance_sampling() {
     let run = tmp.path().join("vae");
     train(&cfg, &run);
     let nll = |k: &str| {
-        let out = ok(&ae(&[
-            "eval",
-            "--model",
-            run.to_str().unwrap(),
-            "--json",
-            "--iw-samples",
-            k,
-            "--iw-limit",
-            "40",
-        ]));
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        assert_eq!(v["nll"]["images"], 40, "{v}");
-        assert!(v["nll"]["bound"].as_str().unwrap().contains(k));
-        v["nll"]["nll"].as_f64().unwrap()
+        let v = importance_eval(&run, k, "40");
+        assert_eq!(v["images"], 40, "{v}");
+        assert!(v["bound"].as_str().unwrap().contains(k));
+        v["nll"].as_f64().unwrap()
     };
     let (one, many) = (nll("1"), nll("50"));
     assert!(one.is_finite() && many > 0.0);
@@ -287,20 +294,7 @@ fn pixel_context_vae_trains_scores_and_samples_pixel_by_pixel() {
     std::fs::write(&cfg, text).unwrap();
     let run = tmp.path().join("pv");
     train(&cfg, &run);
-    let nll = |k: &str| {
-        let out = ok(&ae(&[
-            "eval",
-            "--model",
-            run.to_str().unwrap(),
-            "--json",
-            "--iw-samples",
-            k,
-            "--iw-limit",
-            "20",
-        ]));
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        v["nll"]["nll"].as_f64().unwrap()
-    };
+    let nll = |k: &str| importance_eval(&run, k, "20")["nll"].as_f64().unwrap();
     let (one, many) = (nll("1"), nll("20"));
     // Below a coin flip per pixel (784 ln 2 = 543.4 nats): the context and
     // the latent have learned something in two epochs; more samples do not
