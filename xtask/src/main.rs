@@ -49,8 +49,9 @@ tasks:
       pixels: test accuracy of each (trains the AE unless --model is given).
   bench vae [--json] [--data-dir DIR] [--epochs N] [--model RUN]
             [--iw-samples K] [--iw-limit N]
-      The MNIST VAE on dynamically binarised MNIST: importance-sampled test
-      NLL (IWAE bound, k = 1000 by default) beside published figures.
+      The MNIST VAE with a pixel context (configs/mnist-pixelvae.toml) on
+      dynamically binarised MNIST: importance-sampled test NLL (IWAE bound,
+      k = 1000 by default) beside published figures.
   bench compress [--json] [--data-dir DIR] [--epochs N] [--lambdas L,L..]
                  [--limit N] [--reuse]
       The learned codec (configs/mnist-codec.toml, one run per rate weight)
