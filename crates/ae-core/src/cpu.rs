@@ -14,7 +14,6 @@
 //! as 2-D ones of height 1.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
-use gemm::Parallelism;
 
 /// How a `C × H × W` image maps to columns `C·kh·kw × oh·ow`:
 /// `col[(c·kh + ky)·kw + kx, oy·ow + ox] = img[c, oy·sh − ph + ky, ox·sw − pw + kx]`.
@@ -136,8 +135,8 @@ struct Mat<'a> {
 }
 
 /// `dst (m × n) = [dst +] a (m × k) · b (k × n)`, all row-major. With
-/// `par` set to more than one thread and a GEMM big enough, the rows of
-/// `dst` are split over the pool's threads ([`par_map`]).
+/// `split` and a GEMM big enough, the rows of `dst` are split over the
+/// pool's threads ([`par_map`]).
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     m: usize,
@@ -147,11 +146,11 @@ fn matmul(
     b: Mat,
     dst: &mut [f32],
     accumulate: bool,
-    par: Parallelism,
+    split: bool,
 ) {
     debug_assert!(a.data.len() >= m * k && b.data.len() >= k * n && dst.len() >= m * n);
     let t = threads();
-    if matches!(par, Parallelism::Rayon(_)) && m * n * k >= PAR_MIN_MACS && m >= 2 * t && n > 0 {
+    if split && t > 1 && m * n * k >= PAR_MIN_MACS && m >= 2 * t && n > 0 {
         let per = m.div_ceil(t);
         let parts: Vec<(usize, &mut [f32])> = dst[..m * n]
             .chunks_mut(per * n)
@@ -210,7 +209,7 @@ fn gemm_rows(
             false,
             false,
             false,
-            Parallelism::None,
+            gemm::Parallelism::None,
         )
     }
 }
@@ -272,24 +271,10 @@ const SMALL: usize = 1 << 15;
 /// costs more in synchronisation than it saves ([`matmul`] checks).
 const PAR_MIN_MACS: usize = 1 << 20;
 
-/// GEMM parallelism over all threads (for a GEMM big enough to split).
-fn gemm_par() -> Parallelism {
-    let t = threads();
-    if t > 1 {
-        Parallelism::Rayon(t)
-    } else {
-        Parallelism::None
-    }
-}
-
-/// GEMM parallelism for a batch of `n` images: across images when there are
-/// enough of them, inside each GEMM otherwise.
-fn inner_par(n: usize) -> Parallelism {
-    if n >= threads() {
-        Parallelism::None
-    } else {
-        gemm_par()
-    }
+/// Whether each GEMM for a batch of `n` images should split its rows over
+/// the pool: only when there are too few images to spread across threads.
+fn split_gemms(n: usize) -> bool {
+    n < threads()
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -462,7 +447,7 @@ impl ConvOp {
         bias: &[f32],
         y: &mut [f32],
         bufs: &mut Bufs,
-        par: Parallelism,
+        split: bool,
     ) {
         let g = &self.g;
         let (k, p) = (g.rows(), g.cols());
@@ -481,7 +466,7 @@ impl ConvOp {
                 Mat { data: xg, t: false },
                 col,
                 false,
-                par,
+                split,
             );
             let plane = g.h * g.w;
             let mut patches = Patches::new(g);
@@ -509,7 +494,7 @@ impl ConvOp {
                 },
                 tmp,
                 false,
-                par,
+                split,
             );
             for (i, yi) in y.chunks_mut(op).enumerate() {
                 for (c, row) in yi.chunks_mut(p).enumerate() {
@@ -534,7 +519,7 @@ impl ConvOp {
         dw: &mut [f32],
         db: &mut [f32],
         bufs: &mut Bufs,
-        par: Parallelism,
+        split: bool,
     ) {
         let g = &self.g;
         let (k, p) = (g.rows(), g.cols());
@@ -557,7 +542,7 @@ impl ConvOp {
                 Mat { data: col, t: true },
                 dw,
                 true,
-                par,
+                split,
             );
             if let Some(dx) = dx {
                 matmul(
@@ -571,7 +556,7 @@ impl ConvOp {
                     },
                     xg,
                     false,
-                    par,
+                    split,
                 );
                 scatter(xg, self.cin, p, dx);
             }
@@ -600,7 +585,7 @@ impl ConvOp {
                 Mat { data: col, t: true },
                 dw,
                 true,
-                par,
+                split,
             );
             for (c, row) in dyg.chunks(bp).enumerate() {
                 db[c] += row.iter().sum::<f32>();
@@ -617,7 +602,7 @@ impl ConvOp {
                     },
                     col,
                     false,
-                    par,
+                    split,
                 );
                 for (i, dxi) in dx.chunks_mut(ip).enumerate() {
                     patches.col2im(col, dxi, bp, i * p);
@@ -706,7 +691,7 @@ impl CustomOp3 for ConvOp {
         let n = l1.dims()[0];
         let (ip, op) = (self.in_per_image(), self.out_per_image());
         let mut y = vec![0f32; n * op];
-        let par = inner_par(n);
+        let split = split_gemms(n);
         let ranges = chunks(n);
         let per_chunk: Vec<(std::ops::Range<usize>, &mut [f32])> = {
             let mut rest: &mut [f32] = &mut y;
@@ -723,7 +708,7 @@ impl CustomOp3 for ConvOp {
             with_bufs(|bufs| {
                 let xs = &x[r.start * ip..r.end * ip];
                 for (xc, yc) in xs.chunks(step * ip).zip(out.chunks_mut(step * op)) {
-                    self.forward_chunk(xc, wt, b, yc, bufs, par);
+                    self.forward_chunk(xc, wt, b, yc, bufs, split);
                     self.act.apply(yc);
                 }
             })
@@ -864,7 +849,7 @@ impl CustomOp3 for ConvBwdOp {
         let n = l1.dims()[0];
         let (ip, opi) = (op.in_per_image(), op.out_per_image());
         let (nw, nb) = (wt.len(), op.cout);
-        let par = inner_par(n);
+        let split = split_gemms(n);
         // dx, then the weight and bias gradients appended without a copy.
         let mut dx = Vec::with_capacity(if self.need_dx { n * ip } else { 0 } + nw + nb);
         if self.need_dx {
@@ -908,7 +893,7 @@ impl CustomOp3 for ConvBwdOp {
                         }
                         None => dyc,
                     };
-                    op.backward_chunk(&x[start * ip..end * ip], wt, dyc, dxi, dw, db, bufs, par);
+                    op.backward_chunk(&x[start * ip..end * ip], wt, dyc, dxi, dw, db, bufs, split);
                     bufs.act = act;
                     start = end;
                 }
@@ -1104,7 +1089,7 @@ impl CustomOp3 for LinearOp {
             Mat { data: wt, t: true },
             &mut y,
             false,
-            gemm_par(),
+            true,
         );
         let rows = (n / threads()).max(1) * out;
         let run = |part: &mut [f32]| {
@@ -1177,7 +1162,7 @@ impl CustomOp3 for LinearBwdOp {
                 Mat { data: wt, t: false },
                 dx,
                 false,
-                gemm_par(),
+                true,
             );
         }
         // dW (out × in) = dYᵀ (out × N) · X (N × in).
@@ -1189,7 +1174,7 @@ impl CustomOp3 for LinearBwdOp {
             Mat { data: x, t: false },
             dw,
             false,
-            gemm_par(),
+            true,
         );
         for row in dy.chunks(out) {
             db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
