@@ -13,7 +13,15 @@
 //! count splits each GEMM's rows over the pool instead. 1-D convolutions run
 //! as 2-D ones of height 1.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+
+/// A value of an output buffer that is written before it is read: outputs
+/// are allocated without zeroing, since every kernel here overwrites its
+/// output entirely (zeroing a fresh activation of a few MiB costs as much
+/// as the layer's arithmetic on small layers).
+type Out = MaybeUninit<f32>;
 
 /// How a `C × H × W` image maps to columns `C·kh·kw × oh·ow`:
 /// `col[(c·kh + ky)·kw + kx, oy·ow + ox] = img[c, oy·sh − ph + ky, ox·sw − pw + kx]`.
@@ -99,9 +107,18 @@ impl Patches {
         }
     }
 
-    /// Adds the columns of one image (at offset `off` of a matrix with leading
-    /// dimension `ld`) into `img`: the adjoint of [`Patches::im2col`].
-    pub(crate) fn col2im(&mut self, col: &[f32], img: &mut [f32], ld: usize, off: usize) {
+    /// Sums the columns of one image (at offset `off` of a matrix with leading
+    /// dimension `ld`) into `img`, which it overwrites: the adjoint of
+    /// [`Patches::im2col`]. With `epi`, each plane `c` gets `bias[c]` added
+    /// and the activation applied on the way out.
+    pub(crate) fn col2im(
+        &mut self,
+        col: &[f32],
+        img: &mut [Out],
+        ld: usize,
+        off: usize,
+        epi: Option<(&[f32], Fused)>,
+    ) {
         let g = self.g;
         let p = g.cols();
         for c in 0..g.c {
@@ -116,11 +133,10 @@ impl Patches {
                 }
             }
             let dst = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            let (bias, act) = epi.map_or((0.0, Fused::None), |(b, a)| (b[c], a));
             for (y, row) in dst.chunks_mut(g.w).enumerate() {
                 let start = (y + g.ph) * self.wp + g.pw;
-                for (d, v) in row.iter_mut().zip(&self.plane[start..start + g.w]) {
-                    *d += v;
-                }
+                act.bias_into(&self.plane[start..start + g.w], bias, row);
             }
         }
     }
@@ -357,6 +373,18 @@ impl Fused {
         }
     }
 
+    /// `out = act(src + bias)`, in one pass.
+    fn bias_into(self, src: &[f32], bias: f32, out: &mut [Out]) {
+        let pairs = out.iter_mut().zip(src);
+        match self {
+            Fused::None => pairs.for_each(|(o, s)| *o = Out::new(s + bias)),
+            Fused::Relu => pairs.for_each(|(o, s)| *o = Out::new((s + bias).max(0.0))),
+            Fused::Sigmoid => {
+                pairs.for_each(|(o, s)| *o = Out::new(1.0 / (1.0 + (-(s + bias)).exp())))
+            }
+        }
+    }
+
     /// The same activation applied by candle's own ops.
     pub(crate) fn apply_tensor(self, t: &Tensor) -> Result<Tensor> {
         match self {
@@ -427,10 +455,12 @@ impl ConvOp {
         }
     }
 
-    /// Images per GEMM: as many as fit a column buffer of about 1 MiB (so it
-    /// stays in cache between im2col and the GEMM).
+    /// Images per GEMM: as many as fit the scratch of one GEMM (the column
+    /// matrix, the other operand or result, and the activation's gradient)
+    /// in about 1 MiB, so that it stays in cache between the passes over it.
     fn images_per_gemm(&self, n: usize) -> usize {
-        let per = (self.g.rows() * self.g.cols()).max(1);
+        let other = if self.transposed { self.cin } else { self.cout };
+        let per = ((self.g.rows() + other) * self.g.cols() + self.out_per_image()).max(1);
         let budget: usize = std::env::var("AE_COL_BUDGET")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -439,13 +469,14 @@ impl ConvOp {
     }
 
     /// Forward for `b` consecutive images (`x`: `b × in`, `y`: `b × out`,
-    /// which arrives zeroed), as one GEMM over all their columns.
+    /// which it overwrites, activation included), as one GEMM over all their
+    /// columns.
     fn forward_chunk(
         &self,
         x: &[f32],
         wt: &[f32],
         bias: &[f32],
-        y: &mut [f32],
+        y: &mut [Out],
         bufs: &mut Bufs,
         split: bool,
     ) {
@@ -468,13 +499,9 @@ impl ConvOp {
                 false,
                 split,
             );
-            let plane = g.h * g.w;
             let mut patches = Patches::new(g);
             for (i, yi) in y.chunks_mut(op).enumerate() {
-                patches.col2im(col, yi, bp, i * p);
-                for (c, chunk) in yi.chunks_mut(plane).enumerate() {
-                    chunk.iter_mut().for_each(|v| *v += bias[c]);
-                }
+                patches.col2im(col, yi, bp, i * p, Some((bias, self.act)));
             }
         } else {
             // Y (Cout × BP) = W (Cout × K) · [im2col(x_1) … im2col(x_b)] (K × BP).
@@ -499,23 +526,21 @@ impl ConvOp {
             for (i, yi) in y.chunks_mut(op).enumerate() {
                 for (c, row) in yi.chunks_mut(p).enumerate() {
                     let src = &tmp[c * bp + i * p..c * bp + (i + 1) * p];
-                    for (d, s) in row.iter_mut().zip(src) {
-                        *d = s + bias[c];
-                    }
+                    self.act.bias_into(src, bias[c], row);
                 }
             }
         }
     }
 
     /// Backward for `b` consecutive images: accumulates into `dw` and `db`,
-    /// writes `dx` (`b × in`, which arrives zeroed) when given.
+    /// overwrites `dx` (`b × in`) when given.
     #[allow(clippy::too_many_arguments)]
     fn backward_chunk(
         &self,
         x: &[f32],
         wt: &[f32],
         dy: &[f32],
-        dx: Option<&mut [f32]>,
+        dx: Option<&mut [Out]>,
         dw: &mut [f32],
         db: &mut [f32],
         bufs: &mut Bufs,
@@ -605,7 +630,7 @@ impl ConvOp {
                     split,
                 );
                 for (i, dxi) in dx.chunks_mut(ip).enumerate() {
-                    patches.col2im(col, dxi, bp, i * p);
+                    patches.col2im(col, dxi, bp, i * p, None);
                 }
             }
         }
@@ -660,11 +685,12 @@ fn gather(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
 }
 
 /// `dst (B × C × P)` from `src (C × B·P)`.
-fn scatter(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
+fn scatter(src: &[f32], c: usize, p: usize, dst: &mut [Out]) {
     let b = dst.len() / (c * p);
     for (i, img) in dst.chunks_mut(c * p).enumerate() {
         for (ch, row) in img.chunks_mut(p).enumerate() {
-            row.copy_from_slice(&src[ch * b * p + i * p..ch * b * p + (i + 1) * p]);
+            let src = &src[ch * b * p + i * p..ch * b * p + (i + 1) * p];
+            row.iter_mut().zip(src).for_each(|(d, s)| *d = Out::new(*s));
         }
     }
 }
@@ -690,32 +716,23 @@ impl CustomOp3 for ConvOp {
         let [x, wt, b] = slices3([(s1, l1, "input"), (s2, l2, "weight"), (s3, l3, "bias")])?;
         let n = l1.dims()[0];
         let (ip, op) = (self.in_per_image(), self.out_per_image());
-        let mut y = vec![0f32; n * op];
         let split = split_gemms(n);
-        let ranges = chunks(n);
-        let per_chunk: Vec<(std::ops::Range<usize>, &mut [f32])> = {
-            let mut rest: &mut [f32] = &mut y;
-            let mut v = Vec::new();
-            for r in ranges {
-                let (a, b) = rest.split_at_mut(r.len() * op);
-                v.push((r, a));
-                rest = b;
-            }
-            v
-        };
+        // Work items of one GEMM's worth of images each, taken by the
+        // threads in turn (more items than threads keeps them evenly busy;
+        // one item runs here without waking another thread, which is what
+        // batch-1 latency is made of).
         let step = self.images_per_gemm(n.div_ceil(threads()));
-        let run = |(r, out): (std::ops::Range<usize>, &mut [f32])| {
-            with_bufs(|bufs| {
-                let xs = &x[r.start * ip..r.end * ip];
-                for (xc, yc) in xs.chunks(step * ip).zip(out.chunks_mut(step * op)) {
-                    self.forward_chunk(xc, wt, b, yc, bufs, split);
-                    self.act.apply(yc);
-                }
-            })
-        };
-        // One chunk runs here: handing it to other threads would cost a
-        // wake-up for nothing (what batch-1 latency is made of).
-        par_map(per_chunk, run);
+        let mut y = Vec::with_capacity(n * op);
+        let items: Vec<_> = x
+            .chunks(step * ip)
+            .zip(y.spare_capacity_mut().chunks_mut(step * op))
+            .collect();
+        par_map(items, |(xc, yc)| {
+            with_bufs(|bufs| self.forward_chunk(xc, wt, b, yc, bufs, split))
+        });
+        // SAFETY: the items above cover all `n · op` values, and
+        // `forward_chunk` writes every value of its part.
+        unsafe { y.set_len(n * op) };
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims(n))))
     }
 
@@ -851,14 +868,12 @@ impl CustomOp3 for ConvBwdOp {
         let (nw, nb) = (wt.len(), op.cout);
         let split = split_gemms(n);
         // dx, then the weight and bias gradients appended without a copy.
-        let mut dx = Vec::with_capacity(if self.need_dx { n * ip } else { 0 } + nw + nb);
-        if self.need_dx {
-            dx.resize(n * ip, 0.0);
-        }
+        let nx = if self.need_dx { n * ip } else { 0 };
+        let mut dx = Vec::with_capacity(nx + nw + nb);
         let ranges = chunks(n);
-        let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::new();
+        let mut dx_parts: Vec<Option<&mut [Out]>> = Vec::new();
         {
-            let mut rest: &mut [f32] = &mut dx;
+            let mut rest = &mut dx.spare_capacity_mut()[..nx];
             for r in &ranges {
                 if self.need_dx {
                     let (a, b) = rest.split_at_mut(r.len() * ip);
@@ -869,7 +884,7 @@ impl CustomOp3 for ConvBwdOp {
                 }
             }
         }
-        let run = |(r, mut dxs): (std::ops::Range<usize>, Option<&mut [f32]>)| {
+        let run = |(r, mut dxs): (std::ops::Range<usize>, Option<&mut [Out]>)| {
             with_bufs(|bufs| {
                 let mut acc = vec![0f32; nw + nb];
                 let (dw, db) = acc.split_at_mut(nw);
@@ -901,6 +916,9 @@ impl CustomOp3 for ConvBwdOp {
             })
         };
         let partials = par_map(ranges.into_iter().zip(dx_parts).collect(), run);
+        // SAFETY: the ranges cover all `nx` values of dx, and
+        // `backward_chunk` writes every value of its part.
+        unsafe { dx.set_len(nx) };
         let mut out = dx;
         out.extend(reduce(partials));
         let len = out.len();
