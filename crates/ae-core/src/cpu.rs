@@ -83,6 +83,11 @@ impl Patches {
         }
     }
 
+    /// One past the largest offset `idx` reads from a window's start.
+    fn reach(&self) -> usize {
+        self.idx.last().map_or(0, |&i| i as usize + 1)
+    }
+
     /// Writes image `img`'s columns into `col`, a matrix of `rows` rows with
     /// leading dimension `ld`, at column offset `off` (several images side by
     /// side).
@@ -99,8 +104,11 @@ impl Patches {
                 for kx in 0..g.kw {
                     let dst = &mut col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
                     let window = &self.plane[ky * self.wp + kx..];
+                    assert!(self.reach() <= window.len());
                     for (d, &i) in dst.iter_mut().zip(&self.idx) {
-                        *d = window[i as usize];
+                        // SAFETY: `idx` increases, and its last value is
+                        // inside `window` (asserted above).
+                        *d = unsafe { *window.get_unchecked(i as usize) };
                     }
                 }
             }
@@ -126,9 +134,13 @@ impl Patches {
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
                     let src = &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
+                    let reach = self.reach();
                     let window = &mut self.plane[ky * self.wp + kx..];
+                    assert!(reach <= window.len());
                     for (v, &i) in src.iter().zip(&self.idx) {
-                        window[i as usize] += v;
+                        // SAFETY: `idx` increases, and its last value is
+                        // inside `window` (asserted above).
+                        unsafe { *window.get_unchecked_mut(i as usize) += v };
                     }
                 }
             }
