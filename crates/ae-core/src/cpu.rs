@@ -306,6 +306,15 @@ fn scratch_budget() -> usize {
     })
 }
 
+/// `part` of a fresh buffer, zeroed by the thread about to write it, for
+/// code that needs initialised values (a GEMM's output).
+fn init_zeroed(part: &mut [Out]) -> &mut [f32] {
+    part.fill(Out::new(0.0));
+    // SAFETY: every value was just initialised, and `MaybeUninit<f32>` has
+    // the layout of `f32`.
+    unsafe { &mut *(part as *mut [Out] as *mut [f32]) }
+}
+
 /// Elementwise work below this many values runs on the calling thread.
 const SMALL: usize = 1 << 15;
 
@@ -391,14 +400,6 @@ pub(crate) enum Fused {
 }
 
 impl Fused {
-    fn apply(self, v: &mut [f32]) {
-        match self {
-            Fused::None => {}
-            Fused::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
-            Fused::Sigmoid => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
-        }
-    }
-
     /// `out = act(src + bias)`, in one pass.
     fn bias_into(self, src: &[f32], bias: f32, out: &mut [Out]) {
         let pairs = out.iter_mut().zip(src);
@@ -409,6 +410,32 @@ impl Fused {
                 pairs.for_each(|(o, s)| *o = Out::new(1.0 / (1.0 + (-(s + bias)).exp())))
             }
         }
+    }
+
+    /// `row = act(row + bias)`, in place.
+    fn bias_in_place(self, row: &mut [f32], bias: &[f32]) {
+        let pairs = row.iter_mut().zip(bias);
+        match self {
+            Fused::None => pairs.for_each(|(v, b)| *v += b),
+            Fused::Relu => pairs.for_each(|(v, b)| *v = (*v + b).max(0.0)),
+            Fused::Sigmoid => pairs.for_each(|(v, b)| *v = 1.0 / (1.0 + (-(*v + b)).exp())),
+        }
+    }
+
+    /// `dy` through the activation, from its output `y`, into a new buffer
+    /// (spread over the pool when large).
+    fn grad_par(self, dy: &[f32], y: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(dy.len());
+        let step = dy.len().div_ceil(threads()).max(SMALL);
+        let parts: Vec<_> = out
+            .spare_capacity_mut()
+            .chunks_mut(step)
+            .zip(dy.chunks(step).zip(y.chunks(step)))
+            .collect();
+        par_map(parts, |(o, (d, y))| self.grad_into(d, y, init_zeroed(o)));
+        // SAFETY: the parts cover all `dy.len()` values, each initialised.
+        unsafe { out.set_len(dy.len()) };
+        out
     }
 
     /// The same activation applied by candle's own ops.
@@ -439,15 +466,6 @@ impl Fused {
             }
             Fused::None => out.copy_from_slice(dy),
         }
-    }
-
-    /// The gradient `dy` through the activation, from its output `y`.
-    fn backward(self, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
-        let dy = dy.contiguous()?;
-        if self == Fused::None {
-            return Ok(dy);
-        }
-        dy.apply_op2_no_bwd(&y.contiguous()?, &ActGrad(self))
     }
 }
 
@@ -806,39 +824,23 @@ fn split_grads(
     Ok((dx, Some(dw), Some(db)))
 }
 
-/// The gradient `dy` through a fused activation, from its output `y`:
-/// `dy · (y > 0)` for ReLU, `dy · y · (1 − y)` for the sigmoid.
-struct ActGrad(Fused);
-
-impl candle_core::CustomOp2 for ActGrad {
-    fn name(&self) -> &'static str {
-        "ae-activation-grad"
+/// `f` on the f32 values of the CPU tensor `t`, which must hold `len` of
+/// them (`what` names it in errors).
+fn with_cpu_slice<R>(
+    t: &Tensor,
+    len: usize,
+    what: &str,
+    f: impl FnOnce(&[f32]) -> Result<R>,
+) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(s) = &*storage else {
+        bail!("{what}: the fast CPU kernels need a CPU tensor")
+    };
+    let v = slice(s, layout, what)?;
+    if v.len() != len {
+        bail!("{what}: {} values where {len} were expected", v.len());
     }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (dy, y) = (slice(s1, l1, "gradient")?, slice(s2, l2, "output")?);
-        let mut out = vec![0f32; dy.len()];
-        let parts = chunks(dy.len());
-        let step = parts.first().map_or(1, |r| r.len().max(1));
-        let run = |((o, d), y): ((&mut [f32], &[f32]), &[f32])| self.0.grad_into(d, y, o);
-        if dy.len() < SMALL {
-            run(((&mut out, dy), y));
-        } else {
-            let parts: Vec<_> = out
-                .chunks_mut(step)
-                .zip(dy.chunks(step))
-                .zip(y.chunks(step))
-                .collect();
-            par_map(parts, run);
-        }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
+    f(v)
 }
 
 /// The backward pass of a [`ConvOp`]: inputs `(x, weight, dy)`, output one
@@ -865,28 +867,30 @@ impl CustomOp3 for ConvBwdOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let op = &self.op;
         let [x, wt, dy] = slices3([
             (s1, l1, "input"),
             (s2, l2, "weight"),
             (s3, l3, "output gradient"),
         ])?;
-        let y_guard = self.y.as_ref().map(|t| t.storage_and_layout());
-        let y = match &y_guard {
-            Some((storage, layout)) => match &**storage {
-                candle_core::Storage::Cpu(s) => Some(slice(s, layout, "output")?),
-                _ => bail!("output: the fast CPU convolution needs a CPU tensor"),
-            },
-            None => None,
-        };
-        if y.is_some_and(|y| y.len() != dy.len()) {
-            bail!(
-                "output: {} values for a gradient of {}",
-                y.map_or(0, <[f32]>::len),
-                dy.len()
-            );
+        match &self.y {
+            Some(y) => with_cpu_slice(y, dy.len(), "output", |y| {
+                self.run([x, wt, dy], Some(y), l1.dims()[0])
+            }),
+            None => self.run([x, wt, dy], None, l1.dims()[0]),
         }
-        let n = l1.dims()[0];
+    }
+}
+
+impl ConvBwdOp {
+    /// The backward pass over `n` images, `y` the forward output when the
+    /// activation's gradient is to be taken here.
+    fn run(
+        &self,
+        [x, wt, dy]: [&[f32]; 3],
+        y: Option<&[f32]>,
+        n: usize,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = &self.op;
         let (ip, opi) = (op.in_per_image(), op.out_per_image());
         let (nw, nb) = (wt.len(), op.cout);
         let split = split_gemms(n);
@@ -1121,29 +1125,33 @@ impl CustomOp3 for LinearOp {
         let [x, wt, b] = slices3([(s1, l1, "input"), (s2, l2, "weight"), (s3, l3, "bias")])?;
         let (out, inp) = (l2.dims()[0], l2.dims()[1]);
         let n = l1.dims()[0];
-        let mut y = vec![0f32; n * out];
-        matmul(
-            n,
-            out,
-            inp,
-            Mat { data: x, t: false },
-            Mat { data: wt, t: true },
-            &mut y,
-            false,
-            true,
-        );
-        let rows = (n / threads()).max(1) * out;
-        let run = |part: &mut [f32]| {
-            for row in part.chunks_mut(out) {
-                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-            }
-            self.act.apply(part);
-        };
-        if y.len() < SMALL {
-            run(&mut y);
+        // Each thread zeroes its block of rows, runs the GEMM into it and
+        // adds the bias and activation while the block is in its cache.
+        let t = threads();
+        let per = if t > 1 && n * out * inp >= PAR_MIN_MACS && n >= 2 * t {
+            n.div_ceil(t)
         } else {
-            par_map(y.chunks_mut(rows).collect(), run);
-        }
+            n
+        };
+        let mut y = Vec::with_capacity(n * out);
+        let parts: Vec<(usize, &mut [Out])> = y
+            .spare_capacity_mut()
+            .chunks_mut(per.max(1) * out)
+            .enumerate()
+            .map(|(i, d)| (i * per, d))
+            .collect();
+        par_map(parts, |(m0, part)| {
+            let part = init_zeroed(part);
+            let rows = part.len() / out.max(1);
+            let (x, w) = (Mat { data: x, t: false }, Mat { data: wt, t: true });
+            gemm_rows(n, m0, rows, out, inp, x, w, part, false);
+            for row in part.chunks_mut(out) {
+                self.act.bias_in_place(row, b);
+            }
+        });
+        // SAFETY: the parts cover all `n · out` values, each zeroed
+        // (`init_zeroed`) before the GEMM wrote it.
+        unsafe { y.set_len(n * out) };
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims.clone())))
     }
 
@@ -1156,8 +1164,14 @@ impl CustomOp3 for LinearOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let need_dx = x.track_op();
-        let dy = self.act.backward(dy, res)?;
-        let grads = x.apply_op3_no_bwd(wt, &dy, &LinearBwdOp { need_dx })?;
+        // The activation's gradient is taken inside the backward op.
+        let y = (self.act != Fused::None).then(|| res.clone());
+        let op = LinearBwdOp {
+            need_dx,
+            act: self.act,
+            y,
+        };
+        let grads = x.apply_op3_no_bwd(wt, &dy.contiguous()?, &op)?;
         split_grads(&grads, x, wt, b, need_dx)
     }
 }
@@ -1166,6 +1180,10 @@ impl CustomOp3 for LinearOp {
 /// flat tensor `[dx (if needed) | dweight | dbias]`.
 struct LinearBwdOp {
     need_dx: bool,
+    act: Fused,
+    /// The forward output, when `act`'s gradient is still to be applied to
+    /// the incoming gradient.
+    y: Option<Tensor>,
 }
 
 impl CustomOp3 for LinearBwdOp {
@@ -1189,6 +1207,14 @@ impl CustomOp3 for LinearBwdOp {
         ])?;
         let (out, inp) = (l2.dims()[0], l2.dims()[1]);
         let n = l1.dims()[0];
+        let act_grad;
+        let dy = match &self.y {
+            Some(y) => {
+                act_grad = with_cpu_slice(y, dy.len(), "output", |y| Ok(self.act.grad_par(dy, y)))?;
+                &act_grad[..]
+            }
+            None => dy,
+        };
         let nx = if self.need_dx { n * inp } else { 0 };
         let mut g = vec![0f32; nx + out * inp + out];
         let (dx, rest) = g.split_at_mut(nx);

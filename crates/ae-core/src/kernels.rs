@@ -645,5 +645,23 @@ mod fast_tests {
             true,
         )
         .unwrap();
+        // A linear layer big enough to split its rows over the threads,
+        // with the ReLU (and its gradient) fused in; its incoming gradient
+        // is large enough for the activation's gradient to be split too.
+        let (x, wt, b) = (rand(&[37, 300], 7), rand(&[1000, 300], 8), rand(&[1000], 9));
+        let relu = Fused::Relu;
+        same(
+            &run(
+                &|x, w, b| crate::cpu::linear(x, w, b, relu, &[37, 1000]),
+                &x,
+                &wt,
+                &b,
+                10,
+            ),
+            &run(&|x, w, b| candle_linear(x, w, b, relu), &x, &wt, &b, 10),
+            "candle",
+            true,
+        )
+        .unwrap();
     }
 }
