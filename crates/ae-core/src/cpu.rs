@@ -186,21 +186,36 @@ fn matmul(
             .map(|(i, d)| (i * per, d))
             .collect();
         par_map(parts, |(m0, d)| {
-            gemm_rows(m, m0, d.len() / n, n, k, a, b, d, accumulate);
+            gemm_block(m, m0, d.len() / n, n, 0, n, k, a, b, d, accumulate);
+        });
+    } else if split && t > 1 && m == 1 && n * k >= PAR_MIN_MACS_ROW && n >= 32 * t {
+        // One row (a matrix-vector product, as a batch of one through a
+        // linear layer): split its columns instead.
+        let per = n.div_ceil(t);
+        let parts: Vec<(usize, &mut [f32])> = dst[..n]
+            .chunks_mut(per)
+            .enumerate()
+            .map(|(i, d)| (i * per, d))
+            .collect();
+        par_map(parts, |(n0, d)| {
+            gemm_block(1, 0, 1, n, n0, d.len(), k, a, b, d, accumulate);
         });
     } else {
-        gemm_rows(m, 0, m, n, k, a, b, dst, accumulate);
+        gemm_block(m, 0, m, n, 0, n, k, a, b, dst, accumulate);
     }
 }
 
-/// Rows `m0 .. m0 + rows` of `a · b` (`a` of `m` rows) into `dst`, on this
-/// thread.
+/// The block of rows `m0 .. m0 + rows` and columns `n0 .. n0 + cols` of
+/// `a · b` (`a`: `m × k`, `b`: `k × n`) into `dst` (`rows × cols`,
+/// row-major), on this thread.
 #[allow(clippy::too_many_arguments)]
-fn gemm_rows(
+fn gemm_block(
     m: usize,
     m0: usize,
     rows: usize,
     n: usize,
+    n0: usize,
+    cols: usize,
     k: usize,
     a: Mat,
     b: Mat,
@@ -208,30 +223,27 @@ fn gemm_rows(
     accumulate: bool,
 ) {
     let (a_rs, a_cs) = if a.t { (1, m) } else { (k, 1) };
-    let (b_rs, b_cs) = if b.t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    debug_assert!(dst.len() >= rows * n && m0 + rows <= m);
-    // SAFETY: rows m0 .. m0 + rows of `a` lie inside `a.data` (m × k values,
-    // checked by the caller), `b` holds k × n values, `dst` holds rows × n,
-    // and `dst` does not alias `a` or `b`.
+    let (b_rs, b_cs) = if b.t { (1, k) } else { (n, 1) };
+    assert!(dst.len() >= rows * cols && m0 + rows <= m && n0 + cols <= n);
+    assert!(a.data.len() >= m * k && b.data.len() >= k * n);
+    // SAFETY: the block's rows of `a` and columns of `b` lie inside
+    // `a.data` (m × k values) and `b.data` (k × n), asserted above, `dst`
+    // holds rows × cols values, and `dst` does not alias `a` or `b`.
     unsafe {
         gemm::gemm(
             rows,
-            n,
+            cols,
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            cols as isize,
             accumulate,
             a.data.as_ptr().add(m0 * a_rs),
             a_cs as isize,
             a_rs as isize,
-            b.data.as_ptr(),
-            b_cs,
-            b_rs,
+            b.data.as_ptr().add(n0 * b_cs),
+            b_cs as isize,
+            b_rs as isize,
             1.0,
             1.0,
             false,
@@ -320,7 +332,12 @@ const SMALL: usize = 1 << 15;
 
 /// A GEMM of fewer multiply-adds than this runs on one thread: splitting it
 /// costs more in synchronisation than it saves ([`matmul`] checks).
-const PAR_MIN_MACS: usize = 1 << 20;
+const PAR_MIN_MACS: usize = 1 << 19;
+
+/// A matrix-vector product of fewer multiply-adds than this runs on one
+/// thread (it is slower per multiply-add than a GEMM, so it is worth
+/// splitting sooner).
+const PAR_MIN_MACS_ROW: usize = 1 << 16;
 
 /// Whether each GEMM for a batch of `n` images should split its rows over
 /// the pool: only when there are too few images to spread across threads.
@@ -1158,7 +1175,12 @@ impl CustomOp3 for LinearOp {
             let part = init_zeroed(part);
             let rows = part.len() / out.max(1);
             let (x, w) = (Mat { data: x, t: false }, Mat { data: wt, t: true });
-            gemm_rows(n, m0, rows, out, inp, x, w, part, false);
+            if rows == n {
+                // All rows here (a small batch): `matmul` may split columns.
+                matmul(n, out, inp, x, w, part, false, true);
+            } else {
+                gemm_block(n, m0, rows, out, 0, out, inp, x, w, part, false);
+            }
             for row in part.chunks_mut(out) {
                 self.act.bias_in_place(row, b);
             }

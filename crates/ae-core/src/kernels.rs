@@ -663,5 +663,20 @@ mod fast_tests {
             true,
         )
         .unwrap();
+        // A batch of one through a wide layer: its columns split instead.
+        let x = rand(&[1, 300], 11);
+        same(
+            &run(
+                &|x, w, b| crate::cpu::linear(x, w, b, relu, &[1, 1000]),
+                &x,
+                &wt,
+                &b,
+                12,
+            ),
+            &run(&|x, w, b| candle_linear(x, w, b, relu), &x, &wt, &b, 12),
+            "candle",
+            true,
+        )
+        .unwrap();
     }
 }
