@@ -327,7 +327,7 @@ pub fn bench(mode: &str, steps: usize, batch: usize) -> Result<()> {
         let secs = median_seconds(
             || {
                 let out = model.forward(&x, Mode::Train(&mut step_rng))?;
-                let loss = (&out.reconstruction - &x)?.sqr()?.mean_all()?;
+                let loss = ae_core::layers::mse(&out.reconstruction, &x)?;
                 opt.step(&loss.backward()?, 1e-3)?;
                 Ok(())
             },

@@ -1317,3 +1317,112 @@ pub(crate) fn linear(
         },
     )
 }
+
+/// The mean squared difference of two tensors of one shape, as one graph
+/// node (candle's ops make it four: a difference, a square, a sum and a
+/// scale, each with a full-size gradient in the backward pass).
+struct MseMean;
+
+impl candle_core::CustomOp2 for MseMean {
+    fn name(&self) -> &'static str {
+        "ae-mse"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (p, t) = (slice(s1, l1, "prediction")?, slice(s2, l2, "target")?);
+        let step = p.len().div_ceil(threads()).max(SMALL);
+        let parts: Vec<_> = p.chunks(step).zip(t.chunks(step)).collect();
+        // Each part summed in 16 interleaved f32 sums, the parts in f64.
+        let total: f64 = par_map(parts, |(p, t)| {
+            let mut acc = [0f32; 16];
+            let (cp, ct) = (p.chunks_exact(16), t.chunks_exact(16));
+            let rest: f32 = cp
+                .remainder()
+                .iter()
+                .zip(ct.remainder())
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            for (a, b) in cp.zip(ct) {
+                for ((s, a), b) in acc.iter_mut().zip(a).zip(b) {
+                    *s += (a - b) * (a - b);
+                }
+            }
+            f64::from(acc.iter().sum::<f32>() + rest)
+        })
+        .into_iter()
+        .sum();
+        let mean = (total / p.len().max(1) as f64) as f32;
+        Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        p: &Tensor,
+        t: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // d/dp = 2 (p − t) / N · grad; d/dt is its negation.
+        let scale = 2.0 * grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?
+            / p.elem_count().max(1) as f32;
+        let dp = p.apply_op2_no_bwd(t, &ScaledDiff(scale))?;
+        let dt = if t.track_op() { Some(dp.neg()?) } else { None };
+        Ok((Some(dp), dt))
+    }
+}
+
+/// `scale · (p − t)`.
+struct ScaledDiff(f32);
+
+impl candle_core::CustomOp2 for ScaledDiff {
+    fn name(&self) -> &'static str {
+        "ae-scaled-difference"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (p, t) = (slice(s1, l1, "prediction")?, slice(s2, l2, "target")?);
+        let mut out = Vec::with_capacity(p.len());
+        let step = p.len().div_ceil(threads()).max(SMALL);
+        let parts: Vec<_> = out
+            .spare_capacity_mut()
+            .chunks_mut(step)
+            .zip(p.chunks(step).zip(t.chunks(step)))
+            .collect();
+        let s = self.0;
+        par_map(parts, |(o, (p, t))| {
+            for ((o, p), t) in o.iter_mut().zip(p).zip(t) {
+                *o = Out::new(s * (p - t));
+            }
+        });
+        // SAFETY: the parts cover all `p.len()` values, each written.
+        unsafe { out.set_len(p.len()) };
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// The mean of `(p − t)²` over all values, through [`MseMean`].
+///
+/// # Shapes
+/// `p` and `t` of one shape; returns a scalar.
+pub(crate) fn mse(p: &Tensor, t: &Tensor) -> Result<Tensor> {
+    if p.dims() != t.dims() {
+        bail!(
+            "mse: prediction {:?} and target {:?} differ in shape",
+            p.dims(),
+            t.dims()
+        );
+    }
+    p.contiguous()?.apply_op2(&t.contiguous()?, MseMean)
+}

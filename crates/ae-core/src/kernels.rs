@@ -17,6 +17,14 @@ fn fast(x: &Tensor) -> bool {
     !forced && crate::cpu::applies(x)
 }
 
+/// `mean((p − t)²)` over all values (see [`crate::layers::mse`]).
+pub(crate) fn mse(p: &Tensor, t: &Tensor) -> Result<Tensor> {
+    if fast(p) && t.dtype() == p.dtype() && t.device().is_cpu() {
+        return crate::cpu::mse(p, t);
+    }
+    (p - t)?.sqr()?.mean_all()
+}
+
 /// Reshapes a bias of `[C]` so that it broadcasts over `N × C × spatial…`.
 fn bias_shape(bias: &Tensor, rank: usize) -> Result<Tensor> {
     let c = bias.dim(0)?;
@@ -547,6 +555,27 @@ mod fast_tests {
             };
             let wt = if transposed { rand(&[c, 3, 3, 3], seed + 1) } else { rand(&[3, c, 3, 3], seed + 1) };
             same(&run(&*fused, &x, &wt, &b, seed), &run(&*plain, &x, &wt, &b, seed), "activation", true)?;
+        }
+
+        #[test]
+        fn mse_matches_candle(n in 1usize..5, d in 1usize..20000, seed: u64) {
+            // Up to 100,000 values: large ones split over the threads.
+            let (p, t) = (rand(&[n, d], seed), rand(&[n, d], seed + 1));
+            let (pv, tv) = (Var::from_tensor(&p).unwrap(), Var::from_tensor(&t).unwrap());
+            let fused = crate::cpu::mse(&pv, &tv).unwrap();
+            let plain = (pv.as_tensor() - tv.as_tensor()).unwrap().sqr().unwrap().mean_all().unwrap();
+            let (a, b) = (fused.to_scalar::<f32>().unwrap(), plain.to_scalar::<f32>().unwrap());
+            prop_assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+            let (gf, gp) = (fused.backward().unwrap(), plain.backward().unwrap());
+            for v in [&pv, &tv] {
+                let flat = |g: &candle_core::backprop::GradStore| {
+                    g.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                };
+                close(&flat(&gf), &flat(&gp), "mse gradient")?;
+            }
+            // No target gradient when the target is plain data.
+            let g = crate::cpu::mse(&pv, &t).unwrap().backward().unwrap();
+            prop_assert!(g.get(&t).is_none());
         }
 
         #[test]

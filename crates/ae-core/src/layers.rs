@@ -285,6 +285,16 @@ impl Act {
     }
 }
 
+/// The mean squared error `mean((prediction − target)²)` over all values,
+/// differentiable in both: one fused op on the CPU (f32), candle's ops
+/// elsewhere.
+///
+/// # Shapes
+/// `prediction` and `target` of one shape (any); returns a scalar.
+pub fn mse(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
+    kernels::mse(prediction, target)
+}
+
 /// Applies a hidden activation.
 pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     match act {

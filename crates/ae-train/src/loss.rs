@@ -23,6 +23,15 @@ pub fn elementwise(kind: LossKind, reconstruction: &Tensor, target: &Tensor) -> 
     })
 }
 
+/// The mean of the element-wise loss over all values: a scalar. MSE is one
+/// fused op on the CPU ([`ae_core::layers::mse`]).
+pub fn mean(kind: LossKind, reconstruction: &Tensor, target: &Tensor) -> Result<Tensor> {
+    Ok(match kind {
+        LossKind::Mse => ae_core::layers::mse(reconstruction, target)?,
+        _ => elementwise(kind, reconstruction, target)?.mean_all()?,
+    })
+}
+
 /// Reconstruction loss summed over each sample's values: shape `N`.
 pub fn per_sample(kind: LossKind, reconstruction: &Tensor, target: &Tensor) -> Result<Tensor> {
     Ok(elementwise(kind, reconstruction, target)?
@@ -63,14 +72,14 @@ pub fn objective(
 ) -> Result<Objective> {
     match &out.latent {
         Latent::Code(_) => Ok(Objective {
-            total: elementwise(kind, &out.reconstruction, target)?.mean_all()?,
+            total: mean(kind, &out.reconstruction, target)?,
             kl: None,
             bpp: None,
         }),
         Latent::Quantized { bits, .. } => {
             let per = target.elem_count() / target.dim(0)?.max(1);
             let bpp = bits.mean_all()?.affine(1.0 / per as f64, 0.0)?;
-            let distortion = elementwise(kind, &out.reconstruction, target)?.mean_all()?;
+            let distortion = mean(kind, &out.reconstruction, target)?;
             Ok(Objective {
                 total: (distortion + bpp.affine(lambda, 0.0)?)?,
                 kl: None,
@@ -107,6 +116,19 @@ mod tests {
         assert!((s(LossKind::L1) - 0.3).abs() < 1e-6);
         let bce = -((0.8f32).ln() + (0.9f32).ln());
         assert!((s(LossKind::Bce) - bce).abs() < 1e-5);
+    }
+
+    #[test]
+    fn mean_losses_match_the_mean_of_the_elementwise_ones() {
+        let (r, x) = (t(&[0.2, 0.9, 0.5]), t(&[0.0, 1.0, 0.25]));
+        for kind in [LossKind::Mse, LossKind::L1, LossKind::Bce] {
+            let fused = mean(kind, &r, &x).unwrap().to_scalar::<f32>().unwrap();
+            let plain = elementwise(kind, &r, &x).unwrap().mean_all().unwrap();
+            assert!(
+                (fused - plain.to_scalar::<f32>().unwrap()).abs() < 1e-6,
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
