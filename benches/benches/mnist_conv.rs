@@ -24,10 +24,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("train step, batch 128", |b| {
         b.iter(|| {
             let out = model.forward(&x, Mode::Train(&mut rng)).expect("forward");
-            let loss = (&out.reconstruction - &x)
-                .and_then(|d| d.sqr())
-                .and_then(|d| d.mean_all())
-                .expect("loss");
+            let loss = ae_core::layers::mse(&out.reconstruction, &x).expect("loss");
             let grads = loss.backward().expect("backward");
             opt.step(&grads, 1e-3).expect("step");
         })
