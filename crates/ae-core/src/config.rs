@@ -361,7 +361,7 @@ impl ConvSpec {
         for (i, &c) in self.channels.iter().enumerate() {
             positive(&format!("channels[{i}]"), c)?;
         }
-        if self.kernel_size % 2 == 0 {
+        if self.kernel_size.is_multiple_of(2) {
             return Err(Error::config(
                 "kernel_size",
                 format!(

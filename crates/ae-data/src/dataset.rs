@@ -29,7 +29,7 @@ impl Dataset {
         labels: Option<Vec<u32>>,
     ) -> Result<Self> {
         let per: usize = sample_dims.iter().product();
-        if per == 0 || data.len() % per != 0 {
+        if per == 0 || !data.len().is_multiple_of(per) {
             return Err(Error::config(
                 "dataset",
                 format!(

@@ -89,7 +89,7 @@ impl Noise {
         self.validate()?;
         let (lo, hi) = range;
         let per: usize = sample_dims.iter().product();
-        if per == 0 || values.len() % per != 0 {
+        if per == 0 || !values.len().is_multiple_of(per) {
             return Err(Error::config(
                 "noise",
                 format!(

@@ -49,7 +49,7 @@ pub struct LogisticRegression {
 }
 
 fn check(x: &[f32], y: Option<&[u32]>, dim: usize, classes: usize) -> Result<usize> {
-    if dim == 0 || x.len() % dim != 0 {
+    if dim == 0 || !x.len().is_multiple_of(dim) {
         return Err(Error::config(
             "features",
             format!("{} values do not make rows of {dim}", x.len()),
