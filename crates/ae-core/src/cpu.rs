@@ -12,6 +12,11 @@
 //! column buffer and gradient accumulators; a batch smaller than the thread
 //! count splits each GEMM's rows over the pool instead. 1-D convolutions run
 //! as 2-D ones of height 1.
+//!
+//! Also here: a linear layer as one op ([`linear`]), the MSE loss as one op
+//! ([`mse`]), and a small AVX-512 kernel for the weight gradients of layers
+//! with few weight columns ([`weight_grad`]). Outputs are never zero-filled
+//! before a kernel overwrites them ([`Out`]).
 
 use std::mem::MaybeUninit;
 
