@@ -421,6 +421,24 @@ fn init_zeroed(part: &mut [Out]) -> &mut [f32] {
     unsafe { &mut *(part as *mut [Out] as *mut [f32]) }
 }
 
+/// A fresh buffer of `a.len()` values, `f(a part, b part, out part)` run on
+/// parts of at least [`SMALL`] values spread over the pool (one part, on
+/// the calling thread, for short inputs).
+fn zip_par(a: &[f32], b: &[f32], f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = Vec::with_capacity(a.len());
+    let step = a.len().div_ceil(threads()).max(SMALL);
+    let parts: Vec<_> = out
+        .spare_capacity_mut()
+        .chunks_mut(step)
+        .zip(a.chunks(step).zip(b.chunks(step)))
+        .collect();
+    par_map(parts, |(o, (a, b))| f(a, b, init_zeroed(o)));
+    // SAFETY: the parts cover all `a.len()` values, each initialised
+    // (`init_zeroed`).
+    unsafe { out.set_len(a.len()) };
+    out
+}
+
 /// Elementwise work below this many values runs on the calling thread.
 const SMALL: usize = 1 << 15;
 
@@ -550,17 +568,7 @@ impl Fused {
     /// `dy` through the activation, from its output `y`, into a new buffer
     /// (spread over the pool when large).
     fn grad_par(self, dy: &[f32], y: &[f32]) -> Vec<f32> {
-        let mut out = Vec::with_capacity(dy.len());
-        let step = dy.len().div_ceil(threads()).max(SMALL);
-        let parts: Vec<_> = out
-            .spare_capacity_mut()
-            .chunks_mut(step)
-            .zip(dy.chunks(step).zip(y.chunks(step)))
-            .collect();
-        par_map(parts, |(o, (d, y))| self.grad_into(d, y, init_zeroed(o)));
-        // SAFETY: the parts cover all `dy.len()` values, each initialised.
-        unsafe { out.set_len(dy.len()) };
-        out
+        zip_par(dy, y, |d, y, o| self.grad_into(d, y, o))
     }
 
     /// The same activation applied by candle's own ops.
@@ -1467,21 +1475,12 @@ impl candle_core::CustomOp2 for ScaledDiff {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (p, t) = (slice(s1, l1, "prediction")?, slice(s2, l2, "target")?);
-        let mut out = Vec::with_capacity(p.len());
-        let step = p.len().div_ceil(threads()).max(SMALL);
-        let parts: Vec<_> = out
-            .spare_capacity_mut()
-            .chunks_mut(step)
-            .zip(p.chunks(step).zip(t.chunks(step)))
-            .collect();
         let s = self.0;
-        par_map(parts, |(o, (p, t))| {
+        let out = zip_par(p, t, |p, t, o| {
             for ((o, p), t) in o.iter_mut().zip(p).zip(t) {
-                *o = Out::new(s * (p - t));
+                *o = s * (p - t);
             }
         });
-        // SAFETY: the parts cover all `p.len()` values, each written.
-        unsafe { out.set_len(p.len()) };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
