@@ -136,16 +136,37 @@ impl Patches {
         let p = g.cols();
         for c in 0..g.c {
             self.plane.fill(0.0);
+            let reach = self.reach();
             for ky in 0..g.kh {
-                for kx in 0..g.kw {
+                let mut kx = 0;
+                while kx < g.kw {
                     let src = &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
-                    let reach = self.reach();
                     let window = &mut self.plane[ky * self.wp + kx..];
-                    assert!(reach <= window.len());
-                    for (v, &i) in src.iter().zip(&self.idx) {
-                        // SAFETY: `idx` increases, and its last value is
-                        // inside `window` (asserted above).
-                        unsafe { *window.get_unchecked_mut(i as usize) += v };
+                    if g.sw >= 2 && kx + 1 < g.kw {
+                        // Two neighbouring taps in one pass: with a stride
+                        // of 2 or more, window p's two values lie below
+                        // window p + 1's, so no addition waits on the one
+                        // before it.
+                        let next = &col[((c * g.kh + ky) * g.kw + kx + 1) * ld + off..][..p];
+                        assert!(reach < window.len());
+                        for ((a, b), &i) in src.iter().zip(next).zip(&self.idx) {
+                            let i = i as usize;
+                            // SAFETY: `idx` increases, and its last value
+                            // plus one is inside `window` (asserted above).
+                            unsafe {
+                                *window.get_unchecked_mut(i) += a;
+                                *window.get_unchecked_mut(i + 1) += b;
+                            }
+                        }
+                        kx += 2;
+                    } else {
+                        assert!(reach <= window.len());
+                        for (v, &i) in src.iter().zip(&self.idx) {
+                            // SAFETY: `idx` increases, and its last value is
+                            // inside `window` (asserted above).
+                            unsafe { *window.get_unchecked_mut(i as usize) += v };
+                        }
+                        kx += 1;
                     }
                 }
             }
