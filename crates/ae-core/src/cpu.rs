@@ -289,11 +289,9 @@ fn weight_grad(m: usize, r: usize, q: usize, a: &[f32], b: &[f32], c: &mut [f32]
     assert!(a.len() >= m * q && b.len() >= r * q && c.len() >= m * r);
     #[cfg(target_arch = "x86_64")]
     {
-        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let has = *AVX512.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("fma")
-        });
+        // `is_x86_feature_detected!` caches what it finds.
+        let has = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma");
         if has && r <= 12 && !split {
             macro_rules! small {
                 ($($n:literal)*) => {
