@@ -326,9 +326,14 @@ pub fn bench(mode: &str, steps: usize, batch: usize) -> Result<()> {
         let mut step_rng = ae_core::rng(1);
         let secs = median_seconds(
             || {
-                let out = model.forward(&x, Mode::Train(&mut step_rng))?;
-                let loss = ae_core::layers::mse(&out.reconstruction, &x)?;
-                opt.step(&loss.backward()?, 1e-3)?;
+                // As the trainer: the fused step where the model takes it.
+                if let Some(step) = model.mse_step(&x, &x)? {
+                    opt.step(&step.grads, 1e-3)?;
+                } else {
+                    let out = model.forward(&x, Mode::Train(&mut step_rng))?;
+                    let loss = ae_core::layers::mse(&out.reconstruction, &x)?;
+                    opt.step(&loss.backward()?, 1e-3)?;
+                }
                 Ok(())
             },
             3,

@@ -16,12 +16,14 @@ use crate::config::{
     Activation, Conv1dAeConfig, ConvAeConfig, ConvLatent, ConvSpec, OutputActivation,
     PixelContextConfig,
 };
+use crate::cpu::{Layer, Stack};
 use crate::entropy::{FactorizedPrior, PriorParams, add_uniform_noise};
 use crate::error::{Error, Result};
 use crate::init::Rng;
+use crate::kernels;
 use crate::latent::{LatentHead, Proj};
 use crate::layers::{Act, Conv, ConvTranspose, Linear, MaskedConv, NormAct};
-use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, check_batch};
+use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, TrainStep, check_batch};
 
 enum DecoderInput {
     /// Latent vector → flattened last feature map, then the activation.
@@ -268,6 +270,85 @@ impl ConvNet {
                 }
             }
         })
+    }
+
+    /// The network as one fused stack of layers ([`crate::cpu::Stack`]),
+    /// when every layer has a fast kernel that applies its activation
+    /// itself: no VAE, codec, pixel context or batch norm, ReLU and an
+    /// identity or sigmoid output, and no cropping in the decoder.
+    fn stack(&self) -> Option<Stack> {
+        if self.spec.variational || self.prior.is_some() || self.context.is_some() {
+            return None;
+        }
+        let mut layers = Vec::new();
+        let mut dims = vec![1];
+        dims.extend(&self.input_dims);
+        let mut push = |layer: Layer, dims: &mut Vec<usize>| {
+            if let Layer::Conv { op, .. } = &layer {
+                *dims = op.out_dims(1);
+            }
+            layers.push(layer);
+        };
+        for (conv, tail) in &self.encoder {
+            let act = Act::Hidden(tail.fusable()?);
+            push(conv.stack_layer(&dims, act)?, &mut dims);
+        }
+        match &self.head.mean {
+            Proj::Linear(l) => push(
+                l.stack_layer(Act::Output(OutputActivation::None))?,
+                &mut dims,
+            ),
+            Proj::Conv(c) => push(
+                c.stack_layer(&dims, Act::Output(OutputActivation::None))?,
+                &mut dims,
+            ),
+        }
+        match &self.decoder_input {
+            DecoderInput::Linear(lin, act) => {
+                push(lin.stack_layer(Act::Hidden(*act))?, &mut dims);
+                dims = vec![1];
+                dims.extend(&self.bottom_dims);
+            }
+            DecoderInput::Conv(conv, tail) => {
+                let act = Act::Hidden(tail.fusable()?);
+                push(conv.stack_layer(&dims, act)?, &mut dims);
+            }
+        }
+        let depth = self.decoder.len();
+        for (j, stage) in self.decoder.iter().enumerate() {
+            let out_size = &self.sizes[depth - 1 - j];
+            let output_padding = usize::from(out_size.iter().any(|n| n % 2 == 0));
+            let act = match &stage.tail {
+                Some(tail) => Act::Hidden(tail.fusable()?),
+                None => Act::Output(self.spec.output_activation),
+            };
+            push(
+                stage.conv.stack_layer(&dims, output_padding, act)?,
+                &mut dims,
+            );
+            if dims[2..] != out_size[..] {
+                return None;
+            }
+        }
+        Stack::new(layers).ok()
+    }
+
+    fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
+        if !kernels::fused_step(x, target) {
+            return Ok(None);
+        }
+        check_batch("input", x, &self.input_dims)?;
+        if target.elem_count() != x.elem_count() {
+            return Err(Error::Shape {
+                what: "target",
+                expected: format!("{} values, as the input {:?}", x.elem_count(), x.dims()),
+                found: target.dims().to_vec(),
+            });
+        }
+        let Some(stack) = self.stack() else {
+            return Ok(None);
+        };
+        Ok(Some(kernels::mse_step(&stack, x, target)?))
     }
 
     /// Spatial sizes through the stages for an input of `spatial`.
@@ -522,6 +603,10 @@ macro_rules! conv_model {
         impl Autoencoder for $name {
             fn is_variational(&self) -> bool {
                 self.config.variational
+            }
+
+            fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
+                self.net.mse_step(x, target)
             }
         }
     };

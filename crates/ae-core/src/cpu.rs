@@ -22,6 +22,10 @@ use std::mem::MaybeUninit;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
+mod stack;
+
+pub(crate) use stack::{Layer, Stack};
+
 /// A value of an output buffer that is written before it is read: outputs
 /// are allocated without zeroing, since every kernel here overwrites its
 /// output entirely (zeroing a fresh activation of a few MiB costs as much
@@ -638,7 +642,8 @@ impl ConvOp {
         }
     }
 
-    fn out_dims(&self, n: usize) -> Vec<usize> {
+    /// The output shape for `n` images.
+    pub(crate) fn out_dims(&self, n: usize) -> Vec<usize> {
         let (h, w) = if self.transposed {
             (self.g.h, self.g.w)
         } else {
@@ -1102,23 +1107,40 @@ pub(crate) fn conv(
     padding: usize,
     act: Fused,
 ) -> Result<Tensor> {
-    let one_d = x.rank() == 3;
-    let cin = x.dim(1)?;
+    let op = conv_op(x.dims(), w.dims(), stride, padding, act)?;
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+}
+
+/// The [`ConvOp`] of a convolution of an input of `x_dims` (`N × Cin × L` or
+/// `N × Cin × H × W`) by a weight of `w_dims`.
+pub(crate) fn conv_op(
+    x_dims: &[usize],
+    w_dims: &[usize],
+    stride: usize,
+    padding: usize,
+    act: Fused,
+) -> Result<ConvOp> {
+    let one_d = x_dims.len() == 3;
+    if !matches!(x_dims.len(), 3 | 4) || w_dims.len() != x_dims.len() {
+        bail!("convolution: input {x_dims:?} and weight {w_dims:?} must both have rank 3 or 4");
+    }
+    let cin = x_dims[1];
     let (h, wd) = if one_d {
-        (1, x.dim(2)?)
+        (1, x_dims[2])
     } else {
-        (x.dim(2)?, x.dim(3)?)
+        (x_dims[2], x_dims[3])
     };
     let (kh, kw) = if one_d {
-        (1, w.dim(2)?)
+        (1, w_dims[2])
     } else {
-        (w.dim(2)?, w.dim(3)?)
+        (w_dims[2], w_dims[3])
     };
     let (sh, ph) = if one_d { (1, 0) } else { (stride, padding) };
-    if w.dim(1)? != cin {
+    if w_dims[1] != cin {
         bail!(
             "convolution: input has {cin} channels, the weight expects {}",
-            w.dim(1)?
+            w_dims[1]
         );
     }
     let out = |n_in: usize, k: usize, s: usize, p: usize| {
@@ -1140,16 +1162,14 @@ pub(crate) fn conv(
         oh,
         ow,
     };
-    let op = ConvOp {
+    Ok(ConvOp {
         g,
         cin,
-        cout: w.dim(0)?,
+        cout: w_dims[0],
         transposed: false,
         one_d,
         act,
-    };
-    x.contiguous()?
-        .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+    })
 }
 
 /// Transposed convolution with bias through [`ConvOp`].
@@ -1165,27 +1185,47 @@ pub(crate) fn conv_transpose(
     output_padding: usize,
     act: Fused,
 ) -> Result<Tensor> {
-    let one_d = x.rank() == 3;
-    let cin = x.dim(1)?;
+    let op = conv_transpose_op(x.dims(), w.dims(), stride, padding, output_padding, act)?;
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+}
+
+/// The [`ConvOp`] of a transposed convolution of an input of `x_dims`
+/// (`N × Cin × L` or `N × Cin × H × W`) by a weight of `w_dims`.
+pub(crate) fn conv_transpose_op(
+    x_dims: &[usize],
+    w_dims: &[usize],
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    act: Fused,
+) -> Result<ConvOp> {
+    let one_d = x_dims.len() == 3;
+    if !matches!(x_dims.len(), 3 | 4) || w_dims.len() != x_dims.len() {
+        bail!(
+            "transposed convolution: input {x_dims:?} and weight {w_dims:?} must both have rank 3 or 4"
+        );
+    }
+    let cin = x_dims[1];
     let (h, wd) = if one_d {
-        (1, x.dim(2)?)
+        (1, x_dims[2])
     } else {
-        (x.dim(2)?, x.dim(3)?)
+        (x_dims[2], x_dims[3])
     };
     let (kh, kw) = if one_d {
-        (1, w.dim(2)?)
+        (1, w_dims[2])
     } else {
-        (w.dim(2)?, w.dim(3)?)
+        (w_dims[2], w_dims[3])
     };
     let (sh, ph, oph) = if one_d {
         (1, 0, 0)
     } else {
         (stride, padding, output_padding)
     };
-    if w.dim(0)? != cin {
+    if w_dims[0] != cin {
         bail!(
             "transposed convolution: input has {cin} channels, the weight expects {}",
-            w.dim(0)?
+            w_dims[0]
         );
     }
     if output_padding >= stride.max(1) && output_padding > 0 {
@@ -1204,7 +1244,7 @@ pub(crate) fn conv_transpose(
     ) else {
         bail!("transposed convolution: empty output");
     };
-    let cout = w.dim(1)?;
+    let cout = w_dims[1];
     // The geometry of the equivalent convolution from the output to the input.
     let g = Geom {
         c: cout,
@@ -1219,16 +1259,14 @@ pub(crate) fn conv_transpose(
         oh: h,
         ow: wd,
     };
-    let op = ConvOp {
+    Ok(ConvOp {
         g,
         cin,
         cout,
         transposed: true,
         one_d,
         act,
-    };
-    x.contiguous()?
-        .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+    })
 }
 
 /// A fully connected layer `act(x · Wᵀ + b)` with `x` flattened from axis

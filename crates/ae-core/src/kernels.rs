@@ -17,6 +17,32 @@ fn fast(x: &Tensor) -> bool {
     !forced && crate::cpu::applies(x)
 }
 
+/// Whether a training step on `x` and `target` may run as a fused stack
+/// ([`crate::cpu::Stack`]): the fast kernels apply to both, and
+/// `AE_FUSED_STEP` is not `0`.
+pub(crate) fn fused_step(x: &Tensor, target: &Tensor) -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var_os("AE_FUSED_STEP").is_some_and(|v| v == "0"));
+    !off && fast(x) && fast(target)
+}
+
+/// [`crate::cpu::Stack::mse_step`], its gradients keyed by parameter.
+pub(crate) fn mse_step(
+    stack: &crate::cpu::Stack,
+    x: &Tensor,
+    target: &Tensor,
+) -> Result<crate::traits::TrainStep> {
+    let step = stack.mse_step(x, target)?;
+    let mut grads = crate::traits::Gradients::default();
+    for (p, g) in stack.params().into_iter().zip(step.grads) {
+        grads.insert(p, g);
+    }
+    Ok(crate::traits::TrainStep {
+        loss: step.loss,
+        grads,
+    })
+}
+
 /// `mean((p − t)²)` over all values (see [`crate::layers::mse`]).
 pub(crate) fn mse(p: &Tensor, t: &Tensor) -> Result<Tensor> {
     if fast(p) && t.dtype() == p.dtype() && t.device().is_cpu() {

@@ -31,7 +31,7 @@ impl Proj {
 /// for a variational one.
 #[derive(Debug, Clone)]
 pub(crate) struct LatentHead {
-    mean: Proj,
+    pub(crate) mean: Proj,
     logvar: Option<Proj>,
 }
 

@@ -6,6 +6,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 
 use crate::config::{Activation, OutputActivation};
+use crate::cpu::{self, Layer};
 use crate::kernels::{self, Fused};
 
 fn uniform(fan_in: usize) -> Init {
@@ -52,6 +53,22 @@ impl Linear {
     /// values in all; returns `out_dims`.
     pub fn forward_shaped(&self, x: &Tensor, act: Act, out_dims: &[usize]) -> Result<Tensor> {
         act.around(|f| kernels::linear(x, &self.weight, &self.bias, f, out_dims))
+    }
+
+    /// This layer followed by `act` as a layer of a fused stack, when the
+    /// kernel applies `act` itself.
+    pub(crate) fn stack_layer(&self, act: Act) -> Option<Layer> {
+        let (act, None) = act.split() else {
+            return None;
+        };
+        let (out, inp) = self.weight.dims2().ok()?;
+        Some(Layer::Linear {
+            inp,
+            out,
+            act,
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+        })
     }
 }
 
@@ -109,6 +126,21 @@ impl Conv {
     /// As [`Conv::forward`].
     pub fn forward_fused(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         act.around(|f| kernels::conv_act(x, &self.weight, &self.bias, self.stride, self.padding, f))
+    }
+
+    /// This convolution of an input of `x_dims` (`N × Cin × …`), followed by
+    /// `act`, as a layer of a fused stack, when the kernel applies `act`
+    /// itself.
+    pub(crate) fn stack_layer(&self, x_dims: &[usize], act: Act) -> Option<Layer> {
+        let (act, None) = act.split() else {
+            return None;
+        };
+        let op = cpu::conv_op(x_dims, self.weight.dims(), self.stride, self.padding, act).ok()?;
+        Some(Layer::Conv {
+            op,
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+        })
     }
 }
 
@@ -240,6 +272,34 @@ impl ConvTranspose {
             )
         })
     }
+
+    /// This transposed convolution of an input of `x_dims` (`N × Cin × …`),
+    /// followed by `act`, as a layer of a fused stack, when the kernel
+    /// applies `act` itself.
+    pub(crate) fn stack_layer(
+        &self,
+        x_dims: &[usize],
+        output_padding: usize,
+        act: Act,
+    ) -> Option<Layer> {
+        let (act, None) = act.split() else {
+            return None;
+        };
+        let op = cpu::conv_transpose_op(
+            x_dims,
+            self.weight.dims(),
+            self.stride,
+            self.padding,
+            output_padding,
+            act,
+        )
+        .ok()?;
+        Some(Layer::Conv {
+            op,
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+        })
+    }
 }
 
 /// The activation that follows a layer: a hidden one or an output one.
@@ -253,7 +313,7 @@ pub enum Act {
 
 impl Act {
     /// The part a kernel applies itself, and what is left to apply after it.
-    fn split(self) -> (Fused, Option<Act>) {
+    pub(crate) fn split(self) -> (Fused, Option<Act>) {
         match self {
             Act::Hidden(Activation::Relu) => (Fused::Relu, None),
             Act::Output(OutputActivation::Sigmoid) => (Fused::Sigmoid, None),

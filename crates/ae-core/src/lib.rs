@@ -56,4 +56,6 @@ pub use entropy::{MIN_LIKELIHOOD, PriorParams};
 pub use error::{Error, Result};
 pub use init::{Rng, randn, rng, seeded_var_builder};
 pub use model::{Model, Network};
-pub use traits::{Autoencoder, Decoder, Encoder, ForwardOutput, Latent, Mode};
+pub use traits::{
+    Autoencoder, Decoder, Encoder, ForwardOutput, Gradients, Latent, Mode, TrainStep,
+};

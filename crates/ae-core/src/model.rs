@@ -9,7 +9,7 @@ use crate::conv::{Conv1dAutoencoder, ConvAutoencoder};
 use crate::dense::DenseAutoencoder;
 use crate::error::Result;
 use crate::init::{Rng, seeded_var_builder};
-use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode};
+use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, TrainStep};
 
 /// Any of `ae-core`'s architectures, chosen at run time from a [`ModelConfig`].
 pub enum Network {
@@ -77,6 +77,10 @@ impl Decoder for Network {
 impl Autoencoder for Network {
     fn is_variational(&self) -> bool {
         each!(self, m => m.is_variational())
+    }
+
+    fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
+        each!(self, m => m.mse_step(x, target))
     }
 }
 
@@ -190,5 +194,9 @@ impl Decoder for Model {
 impl Autoencoder for Model {
     fn is_variational(&self) -> bool {
         self.network.is_variational()
+    }
+
+    fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
+        self.network.mse_step(x, target)
     }
 }

@@ -99,6 +99,46 @@ pub struct ForwardOutput {
     pub latent: Latent,
 }
 
+/// Gradients by parameter, as [`Autoencoder::mse_step`] returns them: the
+/// counterpart of candle's `GradStore` for a step computed without candle's
+/// graph.
+#[derive(Debug, Clone, Default)]
+pub struct Gradients {
+    map: std::collections::HashMap<candle_core::TensorId, Tensor>,
+}
+
+impl Gradients {
+    /// The gradient of `param`, if it has one.
+    pub fn get(&self, param: &Tensor) -> Option<&Tensor> {
+        self.map.get(&param.id())
+    }
+
+    /// Sets the gradient of `param`, returning the one it replaces.
+    pub fn insert(&mut self, param: &Tensor, grad: Tensor) -> Option<Tensor> {
+        self.map.insert(param.id(), grad)
+    }
+
+    /// How many parameters have a gradient.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no parameter has a gradient.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// The objective of one training batch and its gradients, from
+/// [`Autoencoder::mse_step`].
+#[derive(Debug, Clone)]
+pub struct TrainStep {
+    /// The mean squared error over all values of the batch.
+    pub loss: f32,
+    /// The gradient of `loss` for every trainable parameter.
+    pub grads: Gradients,
+}
+
 /// Maps inputs to latents.
 pub trait Encoder {
     /// Per-sample input shape: `[C, H, W]`, `[C, L]` or `[D]`.
@@ -165,6 +205,29 @@ pub trait Decoder {
 pub trait Autoencoder: Encoder + Decoder {
     /// Whether [`Encoder::encode`] returns [`Latent::Gaussian`].
     fn is_variational(&self) -> bool;
+
+    /// The mean squared error `mean((r − target)²)` of the training-mode
+    /// reconstruction `r` of `x`, and its gradient for every trainable
+    /// parameter, computed without candle's graph by the fused CPU path:
+    /// each thread runs its share of the batch forward and backward through
+    /// the whole network a few images at a time. The values are those of
+    /// [`Autoencoder::forward`], [`crate::layers::mse`] and candle's
+    /// `backward` within f32 rounding.
+    ///
+    /// `Ok(None)` when the model or the tensors cannot take that path, and
+    /// the caller should run those three instead: the path takes f32 on the
+    /// CPU and a deterministic convolutional model (no VAE, codec, pixel
+    /// context or batch norm) whose activations are ReLU with an identity
+    /// or sigmoid output; `AE_FUSED_STEP=0` (or `AE_CANDLE_CONV=1`) turns it
+    /// off.
+    ///
+    /// # Shapes
+    /// `x`: `N × input_dims…`; `target`: `N` samples of the input's size
+    /// (any shape).
+    fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
+        let _ = (x, target);
+        Ok(None)
+    }
 
     /// Encodes, then decodes `latent.z()` given `x` (see
     /// [`Decoder::decode_given`]).

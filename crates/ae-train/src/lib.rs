@@ -38,7 +38,7 @@ pub use data::{Part, Prepared, check_fits, default_data_dir, prepare};
 pub use error::{Error, Result};
 pub use eval::{EvalMetrics, NllEstimate, evaluate, importance_nll, psnr};
 pub use linear::{LogRegOptions, LogisticRegression};
-pub use optim::{Optimizer, clip_grad_norm};
+pub use optim::{Grads, Optimizer, clip_grad_norm};
 pub use pca::Pca;
 pub use schedule::Schedule;
 pub use trainer::{

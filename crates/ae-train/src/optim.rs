@@ -10,6 +10,37 @@ use candle_core::{DType, Tensor, Var};
 use crate::config::OptimizerConfig;
 use crate::error::{Error, Result};
 
+/// Where an optimiser reads gradients: candle's `GradStore` (from
+/// `backward`) or ae-core's [`ae_core::Gradients`] (from
+/// [`ae_core::Autoencoder::mse_step`]).
+pub trait Grads {
+    /// The gradient of `param`, if it has one.
+    fn grad(&self, param: &Tensor) -> Option<&Tensor>;
+
+    /// Replaces the gradient of `param`.
+    fn set_grad(&mut self, param: &Tensor, grad: Tensor);
+}
+
+impl Grads for GradStore {
+    fn grad(&self, param: &Tensor) -> Option<&Tensor> {
+        self.get(param)
+    }
+
+    fn set_grad(&mut self, param: &Tensor, grad: Tensor) {
+        self.insert(param, grad);
+    }
+}
+
+impl Grads for ae_core::Gradients {
+    fn grad(&self, param: &Tensor) -> Option<&Tensor> {
+        self.get(param)
+    }
+
+    fn set_grad(&mut self, param: &Tensor, grad: Tensor) {
+        self.insert(param, grad);
+    }
+}
+
 /// An optimiser over named variables.
 ///
 /// The update runs as one plain loop over each parameter's values (on the
@@ -45,11 +76,11 @@ impl Optimizer {
 
     /// One update with learning rate `lr`; variables without a gradient are
     /// left alone.
-    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+    pub fn step(&mut self, grads: &impl Grads, lr: f64) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
         for ((_, var), (s1, s2)) in self.vars.iter().zip(self.state.iter_mut()) {
-            let Some(g) = grads.get(var.as_tensor()) else {
+            let Some(g) = grads.grad(var.as_tensor()) else {
                 continue;
             };
             let g = g.flatten_all()?.to_vec1::<f32>()?;
@@ -189,10 +220,14 @@ impl Optimizer {
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm`;
 /// returns the norm before clipping.
-pub fn clip_grad_norm(grads: &mut GradStore, vars: &[(String, Var)], max_norm: f64) -> Result<f64> {
+pub fn clip_grad_norm(
+    grads: &mut impl Grads,
+    vars: &[(String, Var)],
+    max_norm: f64,
+) -> Result<f64> {
     let mut sq = 0.0f64;
     for (_, v) in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
+        if let Some(g) = grads.grad(v.as_tensor()) {
             sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
         }
     }
@@ -200,9 +235,9 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[(String, Var)], max_norm: f
     if norm > max_norm && norm.is_finite() {
         let scale = max_norm / norm;
         for (_, v) in vars {
-            if let Some(g) = grads.get(v.as_tensor()) {
+            if let Some(g) = grads.grad(v.as_tensor()) {
                 let scaled = g.affine(scale, 0.0)?;
-                grads.insert(v.as_tensor(), scaled);
+                grads.set_grad(v.as_tensor(), scaled);
             }
         }
     }

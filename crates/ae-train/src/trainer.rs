@@ -23,12 +23,13 @@ use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use crate::config::LossKind;
 use crate::config::TrainConfig;
 use crate::data::{Part, Prepared, prepare};
 use crate::error::{Error, Result};
 use crate::eval::{EvalMetrics, evaluate};
 use crate::loss::objective;
-use crate::optim::{Optimizer, clip_grad_norm};
+use crate::optim::{Grads, Optimizer, clip_grad_norm};
 use crate::plot;
 
 /// Files of a run directory.
@@ -389,10 +390,32 @@ fn run(
             } else {
                 t.beta
             };
-            let out = model.forward(&x, Mode::Train(&mut rng))?;
-            let target = target.reshape(out.reconstruction.dims())?;
-            let obj = objective(t.loss, &out, &target, beta, lambda)?;
-            let value = obj.total.to_scalar::<f32>()?;
+            // A plain model's MSE step runs fused on the CPU when it can
+            // (`Autoencoder::mse_step`); anything else through candle's graph.
+            let fused = if t.loss == LossKind::Mse {
+                model.mse_step(&x, &target)?
+            } else {
+                None
+            };
+            let (value, mut grads) = match fused {
+                Some(step) => (step.loss, BatchGrads::Fused(step.grads)),
+                None => {
+                    let out = model.forward(&x, Mode::Train(&mut rng))?;
+                    let target = target.reshape(out.reconstruction.dims())?;
+                    let obj = objective(t.loss, &out, &target, beta, lambda)?;
+                    let value = obj.total.to_scalar::<f32>()?;
+                    if !value.is_finite() {
+                        bar.abandon();
+                        return Err(Error::NonFiniteLoss {
+                            epoch,
+                            batch: b + 1,
+                            value,
+                            last_good: st.epoch,
+                        });
+                    }
+                    (value, BatchGrads::Graph(obj.total.backward()?))
+                }
+            };
             if !value.is_finite() {
                 bar.abandon();
                 return Err(Error::NonFiniteLoss {
@@ -402,7 +425,6 @@ fn run(
                     last_good: st.epoch,
                 });
             }
-            let mut grads = obj.total.backward()?;
             if let Some(max) = t.grad_clip {
                 clip_grad_norm(&mut grads, &vars, max)?;
             }
@@ -607,4 +629,26 @@ fn draw_epoch(
         plot::image_grid(&dir.join(files::SAMPLES_PNG), &rows, dims, 3)?;
     }
     Ok(())
+}
+
+/// A batch's gradients: from candle's graph, or from a fused step.
+enum BatchGrads {
+    Graph(candle_core::backprop::GradStore),
+    Fused(ae_core::Gradients),
+}
+
+impl Grads for BatchGrads {
+    fn grad(&self, param: &candle_core::Tensor) -> Option<&candle_core::Tensor> {
+        match self {
+            BatchGrads::Graph(g) => g.grad(param),
+            BatchGrads::Fused(g) => g.grad(param),
+        }
+    }
+
+    fn set_grad(&mut self, param: &candle_core::Tensor, grad: candle_core::Tensor) {
+        match self {
+            BatchGrads::Graph(g) => g.set_grad(param, grad),
+            BatchGrads::Fused(g) => g.set_grad(param, grad),
+        }
+    }
 }

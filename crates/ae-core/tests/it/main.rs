@@ -3,6 +3,7 @@
 mod checkpoint;
 mod config;
 mod context;
+mod fused;
 mod shapes;
 mod training;
 
