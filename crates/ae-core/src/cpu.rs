@@ -101,10 +101,24 @@ impl Patches {
     /// leading dimension `ld`, at column offset `off` (several images side by
     /// side).
     pub(crate) fn im2col(&mut self, img: &[f32], col: &mut [f32], ld: usize, off: usize) {
+        self.im2col_planes(img, self.g.h * self.g.w, col, ld, off);
+    }
+
+    /// [`Patches::im2col`] for an image whose plane `c` starts at
+    /// `img[c · stride]` (planes of several images interleaved, as in a
+    /// `C × B·H·W` matrix, when `stride` is `B·H·W`).
+    pub(crate) fn im2col_planes(
+        &mut self,
+        img: &[f32],
+        stride: usize,
+        col: &mut [f32],
+        ld: usize,
+        off: usize,
+    ) {
         let g = self.g;
         let p = g.cols();
         for c in 0..g.c {
-            let src = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            let src = &img[c * stride..c * stride + g.h * g.w];
             for (y, row) in src.chunks(g.w).enumerate() {
                 let start = (y + g.ph) * self.wp + g.pw;
                 self.plane[start..start + g.w].copy_from_slice(row);
@@ -132,6 +146,20 @@ impl Patches {
         &mut self,
         col: &[f32],
         img: &mut [Out],
+        ld: usize,
+        off: usize,
+        epi: Option<(&[f32], Fused)>,
+    ) {
+        self.col2im_planes(col, img, self.g.h * self.g.w, ld, off, epi);
+    }
+
+    /// [`Patches::col2im`] into an image whose plane `c` starts at
+    /// `img[c · stride]` (see [`Patches::im2col_planes`]).
+    pub(crate) fn col2im_planes(
+        &mut self,
+        col: &[f32],
+        img: &mut [Out],
+        stride: usize,
         ld: usize,
         off: usize,
         epi: Option<(&[f32], Fused)>,
@@ -174,7 +202,7 @@ impl Patches {
                     }
                 }
             }
-            let dst = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            let dst = &mut img[c * stride..c * stride + g.h * g.w];
             let (bias, act) = epi.map_or((0.0, Fused::None), |(b, a)| (b[c], a));
             for (y, row) in dst.chunks_mut(g.w).enumerate() {
                 let start = (y + g.ph) * self.wp + g.pw;
@@ -578,6 +606,17 @@ impl Fused {
         }
     }
 
+    /// `row = act(row + bias)`, in place, one bias for the whole row.
+    fn bias_row_in_place(self, row: &mut [f32], bias: f32) {
+        match self {
+            Fused::None => row.iter_mut().for_each(|v| *v += bias),
+            Fused::Relu => row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+            Fused::Sigmoid => row
+                .iter_mut()
+                .for_each(|v| *v = 1.0 / (1.0 + (-(*v + bias)).exp())),
+        }
+    }
+
     /// `row = act(row + bias)`, in place.
     fn bias_in_place(self, row: &mut [f32], bias: &[f32]) {
         let pairs = row.iter_mut().zip(bias);
@@ -662,9 +701,15 @@ impl ConvOp {
     /// (Counting the output too, or the activation's gradient, made chunks
     /// smaller and a training step 2–3% slower.)
     fn images_per_gemm(&self, n: usize) -> usize {
+        self.images_within(scratch_budget(), n)
+    }
+
+    /// Images (at least one, at most `n`) whose column matrix and other
+    /// operand fit in `budget` values.
+    fn images_within(&self, budget: usize, n: usize) -> usize {
         let other = if self.transposed { self.cin } else { self.cout };
         let per = ((self.g.rows() + other) * self.g.cols()).max(1);
-        (scratch_budget() / per).clamp(1, n.max(1))
+        (budget / per).clamp(1, n.max(1))
     }
 
     /// Forward for `b` consecutive images (`x`: `b × in`, `y`: `b × out`,
