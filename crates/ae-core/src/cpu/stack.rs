@@ -128,14 +128,30 @@ impl Layer {
     /// layouts ([`Layer::in_layout`], [`Layer::out_layout`]): a convolution
     /// is one GEMM over the `b` images' columns, whose result is already
     /// `y` in planes; the bias and activation are then applied in place.
-    fn forward(&self, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], bufs: &mut Bufs) {
+    ///
+    /// A convolution's column matrix is built in `keep`, where the backward
+    /// pass finds it again.
+    fn forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: &[f32],
+        y: &mut [f32],
+        keep: &mut Vec<f32>,
+        bufs: &mut Bufs,
+    ) {
         match self {
             Layer::Conv { op, .. } => {
                 let g = &op.g;
                 let (k, p) = (g.rows(), g.cols());
                 let b = x.len() / op.in_per_image().max(1);
                 let bp = b * p;
-                let (col, _) = bufs.pair(k * bp, 0);
+                let col = if op.transposed {
+                    bufs.pair(k * bp, 0).0
+                } else {
+                    grow(keep, k * bp);
+                    &mut keep[..k * bp]
+                };
                 let mut patches = Patches::new(g);
                 if op.transposed {
                     // col (K × BP) = Wmᵀ (K × Cin) · X (Cin × BP); y = col2im(col) + b.
@@ -205,6 +221,7 @@ impl Layer {
         dx: Option<&mut [f32]>,
         dw: &mut [f32],
         db: &mut [f32],
+        kept: &[f32],
         work: &mut Vec<f32>,
         bufs: &mut Bufs,
     ) {
@@ -255,11 +272,9 @@ impl Layer {
                         );
                     }
                 } else {
-                    // dW += dY (Cout × BP) · colᵀ; dX = col2im(Wᵀ · dY).
-                    for i in 0..b {
-                        patches.im2col_planes(&x[i * plane..], b * plane, col, bp, i * p);
-                    }
-                    weight_grad(op.cout, k, bp, g, col, dw, false);
+                    // dW += dY (Cout × BP) · colᵀ, with the forward pass's
+                    // columns; dX = col2im(Wᵀ · dY).
+                    weight_grad(op.cout, k, bp, g, &kept[..k * bp], dw, false);
                     for (d, row) in db.iter_mut().zip(g.chunks(bp)) {
                         *d += sum(row);
                     }
@@ -338,6 +353,9 @@ struct Work {
     tmp: Vec<f32>,
     /// A gradient through an activation.
     act: Vec<f32>,
+    /// Each convolution's column matrix from the forward pass, for its
+    /// weight gradient.
+    cols: Vec<Vec<f32>>,
 }
 
 thread_local! {
@@ -509,6 +527,7 @@ impl Stack {
         let opn = layers[nl - 1].out_per_image();
         work.acts.resize_with(nl, Vec::new);
         work.ins.resize_with(nl, Vec::new);
+        work.cols.resize_with(nl, Vec::new);
         // Where each layer's weight and bias gradients start in `acc`.
         let mut offs = Vec::with_capacity(nl);
         let mut off = 0;
@@ -543,7 +562,8 @@ impl Stack {
                 };
                 let y = &mut rest[0];
                 grow(y, opl);
-                layer.forward(input, values[2 * l], values[2 * l + 1], &mut y[..opl], bufs);
+                let (w, bias) = (values[2 * l], values[2 * l + 1]);
+                layer.forward(input, w, bias, &mut y[..opl], &mut work.cols[l], bufs);
             }
             // The loss, and its gradient with respect to the last output.
             let n_out = b * opn;
@@ -603,7 +623,8 @@ impl Stack {
                 };
                 let (w, bias) = (values[2 * l], values[2 * l + 1]);
                 let (dw, db) = acc[offs[l]..offs[l] + w.len() + bias.len()].split_at_mut(w.len());
-                layer.backward(input, w, y, &g_in[..opl], dx, dw, db, &mut work.act, bufs);
+                let (kept, act) = (&work.cols[l], &mut work.act);
+                layer.backward(input, w, y, &g_in[..opl], dx, dw, db, kept, act, bufs);
                 work.grads.swap(0, 1);
                 if l > 0 && converted {
                     // Back to the layout of the layer before.
