@@ -1,5 +1,6 @@
 //! Speed of the "mnist-conv" autoencoder: one training step (forward,
-//! backward, AdamW update) at batch 128, inference at batch 128 and batch 1.
+//! backward, AdamW update) at batch 128, fused and through candle's graph,
+//! inference at batch 128 and batch 1.
 //! Criterion reports images/s as "elements/s".
 
 use ae_benches::{images, mnist_conv};
@@ -21,7 +22,15 @@ fn bench(c: &mut Criterion) {
         .expect("optimizer");
     let mut rng = ae_core::rng(0);
     group.throughput(Throughput::Elements(128));
+    // As the trainer runs it: the fused step (`Autoencoder::mse_step`).
     group.bench_function("train step, batch 128", |b| {
+        b.iter(|| {
+            let step = model.mse_step(&x, &x).expect("step").expect("fused");
+            opt.step(&step.grads, 1e-3).expect("update");
+        })
+    });
+    // The same step through candle's graph: forward, MSE, backward.
+    group.bench_function("train step through the graph, batch 128", |b| {
         b.iter(|| {
             let out = model.forward(&x, Mode::Train(&mut rng)).expect("forward");
             let loss = ae_core::layers::mse(&out.reconstruction, &x).expect("loss");
