@@ -101,7 +101,7 @@ impl Scorer {
     ) -> Result<Vec<f32>> {
         match self.kind {
             ScoreKind::Mse | ScoreKind::L1 => {
-                let r = model.forward(x, Mode::Eval)?.reconstruction;
+                let r = model.infer(x)?.reconstruction;
                 let d = (&r - x)?;
                 let e = if self.kind == ScoreKind::Mse {
                     d.sqr()?
@@ -111,7 +111,7 @@ impl Scorer {
                 Ok(e.flatten_from(1)?.mean(1)?.to_vec1::<f32>()?)
             }
             ScoreKind::Ssim => {
-                let r = model.forward(x, Mode::Eval)?.reconstruction;
+                let r = model.infer(x)?.reconstruction;
                 let (xs, rs) = (
                     x.flatten_all()?.to_vec1::<f32>()?,
                     r.flatten_all()?.to_vec1::<f32>()?,
@@ -160,7 +160,7 @@ impl Scorer {
     /// # Shapes
     /// `x`: `N × input_dims…`; returns the same shape.
     pub fn error_map(model: &Model, x: &Tensor) -> Result<Tensor> {
-        let r = model.forward(x, Mode::Eval)?.reconstruction;
+        let r = model.infer(x)?.reconstruction;
         Ok((r - x)?.sqr()?)
     }
 }

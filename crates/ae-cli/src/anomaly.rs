@@ -253,8 +253,8 @@ fn write_heatmaps(
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order.truncate(top);
     let x = data.tensor(&order, detector.model.device())?;
-    use ae_core::{Autoencoder, Mode};
-    let recon = detector.model.forward(&x, Mode::Eval)?.reconstruction;
+    use ae_core::Autoencoder;
+    let recon = detector.model.infer(&x)?.reconstruction;
     let err = ae_anomaly::Scorer::error_map(&detector.model, &x)?;
     let (xs, rs, es) = (
         x.flatten_all()?.to_vec1::<f32>()?,

@@ -349,7 +349,7 @@ pub fn bench(mode: &str, steps: usize, batch: usize) -> Result<()> {
     if mode == "infer" || mode == "all" {
         let secs = median_seconds(
             || {
-                model.forward(&x, Mode::Eval)?;
+                model.infer(&x)?;
                 Ok(())
             },
             3,
@@ -364,7 +364,7 @@ pub fn bench(mode: &str, steps: usize, batch: usize) -> Result<()> {
         let one = uniform(1, &mut rng)?;
         let secs = median_seconds(
             || {
-                model.forward(&one, Mode::Eval)?;
+                model.infer(&one)?;
                 Ok(())
             },
             10,

@@ -235,7 +235,7 @@ pub fn reconstruct(run: &Path, images: &[PathBuf], out: &Path, grid: bool) -> Re
     let idx: Vec<usize> = (0..data.len()).collect();
     let x = data.tensor(&idx, model.device())?;
     let mut r = model
-        .forward(&x, Mode::Eval)?
+        .infer(&x)?
         .reconstruction
         .flatten_all()?
         .to_vec1::<f32>()?;
@@ -490,7 +490,7 @@ pub fn denoise_eval(run: &Path, data_dir: Option<PathBuf>, json: bool) -> Result
             let x = Tensor::from_slice(chunk, (chunk.len() / per, c, h, w), model.device())?;
             out.extend(
                 model
-                    .forward(&x, Mode::Eval)?
+                    .infer(&x)?
                     .reconstruction
                     .flatten_all()?
                     .to_vec1::<f32>()?,

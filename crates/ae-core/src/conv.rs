@@ -23,7 +23,9 @@ use crate::init::Rng;
 use crate::kernels;
 use crate::latent::{LatentHead, Proj};
 use crate::layers::{Act, Conv, ConvTranspose, Linear, MaskedConv, NormAct};
-use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, TrainStep, check_batch};
+use crate::traits::{
+    Autoencoder, Decoder, Encoder, ForwardOutput, Latent, Mode, TrainStep, check_batch,
+};
 
 enum DecoderInput {
     /// Latent vector → flattened last feature map, then the activation.
@@ -333,6 +335,27 @@ impl ConvNet {
         Stack::new(layers).ok()
     }
 
+    /// The fused evaluation-mode forward pass, when the model and batch
+    /// take it (see [`Autoencoder::infer`]).
+    fn infer(&self, x: &Tensor) -> Result<Option<ForwardOutput>> {
+        let n = x.dim(0)?;
+        if !kernels::fused_step(x, x) || n < kernels::threads() {
+            return Ok(None);
+        }
+        check_batch("input", x, &self.input_dims)?;
+        let Some(stack) = self.stack() else {
+            return Ok(None);
+        };
+        // The latent is the output of the layer after the encoder's.
+        let (z, r) = stack.infer(x, self.encoder.len())?;
+        let mut zdims = vec![n];
+        zdims.extend(&self.latent_dims);
+        Ok(Some(ForwardOutput {
+            reconstruction: Tensor::from_vec(r, x.dims(), x.device())?,
+            latent: Latent::Code(Tensor::from_vec(z, zdims, x.device())?),
+        }))
+    }
+
     fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
         if !kernels::fused_step(x, target) {
             return Ok(None);
@@ -607,6 +630,17 @@ macro_rules! conv_model {
 
             fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
                 self.net.mse_step(x, target)
+            }
+
+            fn infer(&self, x: &Tensor) -> Result<ForwardOutput> {
+                if let Some(out) = self.net.infer(x)? {
+                    return Ok(out);
+                }
+                let out = self.forward(x, Mode::Eval)?;
+                Ok(ForwardOutput {
+                    reconstruction: out.reconstruction.detach(),
+                    latent: out.latent.detach(),
+                })
             }
         }
     };

@@ -401,7 +401,7 @@ unsafe fn abt_avx512<const R: usize>(m: usize, q: usize, a: &[f32], b: &[f32], c
 
 /// Threads of candle's CPU pool (its workers and the calling thread), which
 /// the ops here share with candle's own elementwise ops.
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     candle_core::utils::barrier_pool().n_workers() + 1
 }
 

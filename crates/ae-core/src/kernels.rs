@@ -26,6 +26,11 @@ pub(crate) fn fused_step(x: &Tensor, target: &Tensor) -> bool {
     !off && fast(x) && fast(target)
 }
 
+/// Threads of the CPU pool the fast kernels share.
+pub(crate) fn threads() -> usize {
+    crate::cpu::threads()
+}
+
 /// [`crate::cpu::Stack::mse_step`], its gradients keyed by parameter.
 pub(crate) fn mse_step(
     stack: &crate::cpu::Stack,

@@ -9,7 +9,7 @@ use crate::conv::{Conv1dAutoencoder, ConvAutoencoder};
 use crate::dense::DenseAutoencoder;
 use crate::error::Result;
 use crate::init::{Rng, seeded_var_builder};
-use crate::traits::{Autoencoder, Decoder, Encoder, Latent, Mode, TrainStep};
+use crate::traits::{Autoencoder, Decoder, Encoder, ForwardOutput, Latent, Mode, TrainStep};
 
 /// Any of `ae-core`'s architectures, chosen at run time from a [`ModelConfig`].
 pub enum Network {
@@ -81,6 +81,10 @@ impl Autoencoder for Network {
 
     fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
         each!(self, m => m.mse_step(x, target))
+    }
+
+    fn infer(&self, x: &Tensor) -> Result<ForwardOutput> {
+        each!(self, m => m.infer(x))
     }
 }
 
@@ -198,5 +202,9 @@ impl Autoencoder for Model {
 
     fn mse_step(&self, x: &Tensor, target: &Tensor) -> Result<Option<TrainStep>> {
         self.network.mse_step(x, target)
+    }
+
+    fn infer(&self, x: &Tensor) -> Result<ForwardOutput> {
+        self.network.infer(x)
     }
 }

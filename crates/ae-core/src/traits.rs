@@ -88,6 +88,23 @@ impl Latent {
     pub fn is_gaussian(&self) -> bool {
         matches!(self, Latent::Gaussian { .. })
     }
+
+    /// The same latent with every tensor detached from the graph.
+    pub fn detach(&self) -> Latent {
+        match self {
+            Latent::Code(c) => Latent::Code(c.detach()),
+            Latent::Gaussian { z, mu, logvar } => Latent::Gaussian {
+                z: z.detach(),
+                mu: mu.detach(),
+                logvar: logvar.detach(),
+            },
+            Latent::Quantized { z, y, bits } => Latent::Quantized {
+                z: z.detach(),
+                y: y.detach(),
+                bits: bits.detach(),
+            },
+        }
+    }
 }
 
 /// The result of a full pass through an autoencoder.
@@ -205,6 +222,24 @@ pub trait Decoder {
 pub trait Autoencoder: Encoder + Decoder {
     /// Whether [`Encoder::encode`] returns [`Latent::Gaussian`].
     fn is_variational(&self) -> bool;
+
+    /// The evaluation-mode forward pass for inference: the values of
+    /// [`Autoencoder::forward`] with [`Mode::Eval`], with nothing recorded
+    /// for a backward pass (the outputs are detached). On the CPU, a model
+    /// that [`Autoencoder::mse_step`] can run takes the fused path here
+    /// too: each thread runs its share of the batch through the whole
+    /// network a few images at a time (a batch smaller than the thread count
+    /// goes through the layer ops instead, which split their GEMMs).
+    ///
+    /// # Shapes
+    /// As [`Autoencoder::forward`].
+    fn infer(&self, x: &Tensor) -> Result<ForwardOutput> {
+        let out = self.forward(x, Mode::Eval)?;
+        Ok(ForwardOutput {
+            reconstruction: out.reconstruction.detach(),
+            latent: out.latent.detach(),
+        })
+    }
 
     /// The mean squared error `mean((r − target)²)` of the training-mode
     /// reconstruction `r` of `x`, and its gradient for every trainable

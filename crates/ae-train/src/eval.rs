@@ -66,7 +66,7 @@ pub fn evaluate(
         if let Some((noise, range)) = noise {
             x = noise.corrupt(&x, range, &mut rng)?;
         }
-        let out = model.forward(&x, Mode::Eval)?;
+        let out = model.infer(&x)?;
         let r = out.reconstruction.reshape(t.dims())?;
         sse += f64::from((&r - &t)?.sqr()?.sum_all()?.to_scalar::<f32>()?);
         values += idx.len() * per;

@@ -579,7 +579,7 @@ fn draw_epoch(
     if let Some((n, r)) = noise {
         x = n.corrupt(&x, r, &mut ae_data::rng(seed))?;
     }
-    let recon = model.forward(&x, Mode::Eval)?.reconstruction;
+    let recon = model.infer(&x)?.reconstruction;
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
     let rs = recon.flatten_all()?.to_vec1::<f32>()?;
     let per = part.input.per_sample();

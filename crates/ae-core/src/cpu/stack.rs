@@ -349,6 +349,14 @@ fn as_out(v: &mut [f32]) -> &mut [Out] {
     unsafe { &mut *(v as *mut [f32] as *mut [Out]) }
 }
 
+/// The f32 values of a CPU tensor's storage (`what` names it in errors).
+fn cpu_values<'a>(s: &'a Storage, l: &candle_core::Layout, what: &str) -> Result<&'a [f32]> {
+    match s {
+        Storage::Cpu(c) => slice(c, l, what),
+        _ => bail!("layer stack: the {what} must be on the CPU"),
+    }
+}
+
 /// `dst` (`cols × rows`) = `src` (`rows × cols`) transposed, both
 /// row-major, in blocks that stay in cache.
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
@@ -447,6 +455,89 @@ impl Stack {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
 
+    /// The forward pass alone, without a graph: the output of layer `tap`
+    /// and of the last layer for every sample of `x`, each sample's values
+    /// in the order of an `N × C × …` tensor. Each thread runs its share of
+    /// the batch through every layer a micro-batch at a time.
+    ///
+    /// # Shapes
+    /// `x`: `N × …` with the first layer's input size per sample.
+    pub(crate) fn infer(&self, x: &Tensor, tap: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let nl = self.layers.len();
+        if tap >= nl {
+            bail!("layer stack: no layer {tap} in {nl}");
+        }
+        let n = x.dim(0)?;
+        let ip = self.layers[0].in_per_image();
+        if x.elem_count() != n * ip {
+            bail!(
+                "layer stack: input {:?} does not hold {n} samples of {ip} values",
+                x.dims()
+            );
+        }
+        let (tp, op) = (
+            self.layers[tap].out_per_image(),
+            self.layers[nl - 1].out_per_image(),
+        );
+        let x = x.contiguous()?;
+        let params = self.params();
+        let guards: Vec<_> = params.iter().map(|t| t.storage_and_layout()).collect();
+        let values = guards
+            .iter()
+            .map(|(s, l)| cpu_values(s, l, "parameter"))
+            .collect::<Result<Vec<&[f32]>>>()?;
+        let (xs, xl) = x.storage_and_layout();
+        let xv = cpu_values(&xs, xl, "input")?;
+        let (mut taps, mut outs) = (Vec::with_capacity(n * tp), Vec::with_capacity(n * op));
+        let ranges = chunks(n);
+        let mut items = Vec::with_capacity(ranges.len());
+        {
+            let (mut t_rest, mut o_rest) = (taps.spare_capacity_mut(), outs.spare_capacity_mut());
+            for r in ranges {
+                let (t, tr) = std::mem::take(&mut t_rest).split_at_mut(r.len() * tp);
+                let (o, or) = std::mem::take(&mut o_rest).split_at_mut(r.len() * op);
+                (t_rest, o_rest) = (tr, or);
+                items.push((r, t, o));
+            }
+        }
+        par_map(items, |(r, t, o)| {
+            WORK.with(|cell| {
+                let mut guard = cell.try_borrow_mut();
+                let mut fresh = Work::default();
+                let work = match guard.as_deref_mut() {
+                    Ok(w) => w,
+                    Err(_) => &mut fresh,
+                };
+                with_bufs(|bufs| {
+                    self.prepare(&values, work);
+                    for mb in self.micro_batches(&r) {
+                        let b = mb.len();
+                        let xb = &xv[mb.start * ip..mb.end * ip];
+                        self.forward_micro(xb, b, &values, work, bufs);
+                        let at = (mb.start - r.start, mb.end - r.start);
+                        for (l, per, dst) in [(tap, tp, &mut *t), (nl - 1, op, &mut *o)] {
+                            let src = &work.acts[l][..b * per];
+                            let dst = &mut dst[at.0 * per..at.1 * per];
+                            let layout = self.layers[l].out_layout();
+                            if layout.same(Layout::Images, b) {
+                                dst.iter_mut().zip(src).for_each(|(d, v)| *d = Out::new(*v));
+                            } else if let Layout::Planes(c, p) = layout {
+                                scatter(src, c, p, dst);
+                            }
+                        }
+                    }
+                })
+            })
+        });
+        // SAFETY: the ranges cover all `n` samples, and every value of each
+        // sample's part of both buffers was written above.
+        unsafe {
+            taps.set_len(n * tp);
+            outs.set_len(n * op);
+        }
+        Ok((taps, outs))
+    }
+
     /// The mean of `(stack(x) − target)²` over all values, and its gradient
     /// for every parameter (the input needs none).
     ///
@@ -470,17 +561,14 @@ impl Stack {
         let guards: Vec<_> = params.iter().map(|t| t.storage_and_layout()).collect();
         let values = guards
             .iter()
-            .map(|(s, l)| match &**s {
-                Storage::Cpu(c) => slice(c, l, "parameter"),
-                _ => bail!("layer stack: parameters must be on the CPU"),
-            })
+            .map(|(s, l)| cpu_values(s, l, "parameter"))
             .collect::<Result<Vec<&[f32]>>>()?;
         let (xs, xl) = x.storage_and_layout();
         let (ts, tl) = target.storage_and_layout();
-        let (Storage::Cpu(xs), Storage::Cpu(ts)) = (&*xs, &*ts) else {
-            bail!("layer stack: the input and target must be on the CPU")
-        };
-        let (xv, tv) = (slice(xs, xl, "input")?, slice(ts, tl, "target")?);
+        let (xv, tv) = (
+            cpu_values(&xs, xl, "input")?,
+            cpu_values(&ts, tl, "target")?,
+        );
         // d mean((p − t)²) / dp = 2 (p − t) / (N · op).
         let scale = 2.0 / (n * op).max(1) as f32;
         let sizes: Vec<usize> = values.iter().map(|v| v.len()).collect();
@@ -540,6 +628,65 @@ impl Stack {
             .collect()
     }
 
+    /// The layout of what layer `l` is given (the data's for the first).
+    fn given(&self, l: usize) -> Layout {
+        if l == 0 {
+            Layout::Images
+        } else {
+            self.layers[l - 1].out_layout()
+        }
+    }
+
+    /// Readies `work` for a pass: a buffer per layer, and each linear
+    /// layer's weight transposed where its forward pass finds it.
+    fn prepare(&self, values: &[&[f32]], work: &mut Work) {
+        let nl = self.layers.len();
+        work.acts.resize_with(nl, Vec::new);
+        work.ins.resize_with(nl, Vec::new);
+        work.cols.resize_with(nl, Vec::new);
+        for (layer, (keep, w)) in self
+            .layers
+            .iter()
+            .zip(work.cols.iter_mut().zip(values.iter().step_by(2)))
+        {
+            if let Layer::Linear { inp, out, .. } = layer {
+                grow(keep, w.len());
+                transpose(w, *out, *inp, &mut keep[..w.len()]);
+            }
+        }
+    }
+
+    /// The forward pass of `b` images `xb` (in the data's layout): each
+    /// layer's output in `work.acts`, converting a layer's input into
+    /// `work.ins` where its layout differs.
+    fn forward_micro(
+        &self,
+        xb: &[f32],
+        b: usize,
+        values: &[&[f32]],
+        work: &mut Work,
+        bufs: &mut Bufs,
+    ) {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (ipl, opl) = (b * layer.in_per_image(), b * layer.out_per_image());
+            let (done, rest) = work.acts.split_at_mut(l);
+            let src: &[f32] = if l == 0 { xb } else { &done[l - 1][..ipl] };
+            let input: &[f32] = if self.given(l).same(layer.in_layout(), b) {
+                src
+            } else {
+                let buf = &mut work.ins[l];
+                grow(buf, ipl);
+                self.given(l)
+                    .convert(layer.in_layout(), src, &mut buf[..ipl], b);
+                &buf[..ipl]
+            };
+            let y = &mut rest[0];
+            grow(y, opl);
+            let (w, bias) = (values[2 * l], values[2 * l + 1]);
+            layer.forward(input, w, bias, &mut y[..opl], &mut work.cols[l], bufs);
+        }
+    }
+
     /// Forward, loss and backward for the images `r`, a micro-batch at a
     /// time: adds the parameter gradients into `acc` (laid out as
     /// [`Stack::params`]) and returns the sum of squared differences.
@@ -559,9 +706,7 @@ impl Stack {
         let nl = layers.len();
         let ip0 = layers[0].in_per_image();
         let opn = layers[nl - 1].out_per_image();
-        work.acts.resize_with(nl, Vec::new);
-        work.ins.resize_with(nl, Vec::new);
-        work.cols.resize_with(nl, Vec::new);
+        self.prepare(values, work);
         // Where each layer's weight and bias gradients start in `acc`.
         let mut offs = Vec::with_capacity(nl);
         let mut off = 0;
@@ -569,47 +714,12 @@ impl Stack {
             offs.push(off);
             off += values[2 * l].len() + values[2 * l + 1].len();
         }
-        // The layout of what each layer is given (the data's for the first).
-        let given = |l: usize| {
-            if l == 0 {
-                Layout::Images
-            } else {
-                layers[l - 1].out_layout()
-            }
-        };
-        // Each linear layer's weight, transposed, where its forward pass
-        // finds it.
-        for (layer, (keep, w)) in layers
-            .iter()
-            .zip(work.cols.iter_mut().zip(values.iter().step_by(2)))
-        {
-            if let Layer::Linear { inp, out, .. } = layer {
-                grow(keep, w.len());
-                transpose(w, *out, *inp, &mut keep[..w.len()]);
-            }
-        }
+        let given = |l: usize| self.given(l);
         let mut sq = 0f64;
         for mb in self.micro_batches(r) {
             let b = mb.len();
             let xb = &x[mb.start * ip0..mb.end * ip0];
-            // Forward, converting a layer's input where its layout differs.
-            for (l, layer) in layers.iter().enumerate() {
-                let (ipl, opl) = (b * layer.in_per_image(), b * layer.out_per_image());
-                let (done, rest) = work.acts.split_at_mut(l);
-                let src: &[f32] = if l == 0 { xb } else { &done[l - 1][..ipl] };
-                let input: &[f32] = if given(l).same(layer.in_layout(), b) {
-                    src
-                } else {
-                    let buf = &mut work.ins[l];
-                    grow(buf, ipl);
-                    given(l).convert(layer.in_layout(), src, &mut buf[..ipl], b);
-                    &buf[..ipl]
-                };
-                let y = &mut rest[0];
-                grow(y, opl);
-                let (w, bias) = (values[2 * l], values[2 * l + 1]);
-                layer.forward(input, w, bias, &mut y[..opl], &mut work.cols[l], bufs);
-            }
+            self.forward_micro(xb, b, values, work, bufs);
             // The loss, and its gradient with respect to the last output.
             let n_out = b * opn;
             let last = layers[nl - 1].out_layout();

@@ -1,5 +1,6 @@
 //! The fused training step ([`Autoencoder::mse_step`]) against the same
-//! step through candle's graph: forward, `layers::mse`, `backward`.
+//! step through candle's graph (forward, `layers::mse`, `backward`), and the
+//! fused inference ([`Autoencoder::infer`]) against `forward`.
 
 use ae_core::{
     Activation, Autoencoder, Conv1dAeConfig, ConvAeConfig, ConvLatent, Mode, ModelConfig,
@@ -27,6 +28,18 @@ fn agrees(cfg: ModelConfig, n: usize, seed: u64) {
         "loss {} against {want}",
         step.loss
     );
+    // Inference: the fused forward pass (batches of at least the thread
+    // count) gives forward's values and shapes.
+    let inf = m.infer(&x).expect("infer");
+    let eval = m.forward(&x, Mode::Eval).expect("forward");
+    for (a, b) in [
+        (&inf.reconstruction, &eval.reconstruction),
+        (inf.latent.z(), eval.latent.z()),
+    ] {
+        assert_eq!(a.dims(), b.dims());
+        let d = max_abs_diff(a, b);
+        assert!(d <= 1e-5, "infer differs from forward by {d}");
+    }
     let grads = loss.backward().expect("backward");
     let vars = m.trainable_named_vars();
     assert_eq!(step.grads.len(), vars.len());
