@@ -409,7 +409,7 @@ pub(crate) fn threads() -> usize {
 /// (see [`threads`]): the same threads as candle's own ops, so a training
 /// step keeps one set of threads busy instead of two sets competing for the
 /// cores. One item runs on the calling thread.
-fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+pub(crate) fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     thread_local! {

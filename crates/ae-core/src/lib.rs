@@ -42,6 +42,7 @@ mod kernels;
 mod latent;
 pub mod layers;
 mod model;
+pub mod pool;
 mod traits;
 
 pub use checkpoint::{CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};

@@ -75,62 +75,41 @@ impl Optimizer {
     }
 
     /// One update with learning rate `lr`; variables without a gradient are
-    /// left alone.
-    pub fn step(&mut self, grads: &impl Grads, lr: f64) -> Result<()> {
+    /// left alone. Large models update their variables on the kernels'
+    /// thread pool ([`ae_core::pool`]), in groups of about equal size.
+    pub fn step(&mut self, grads: &(impl Grads + Sync), lr: f64) -> Result<()> {
         self.steps += 1;
-        let t = self.steps as i32;
-        for ((_, var), (s1, s2)) in self.vars.iter().zip(self.state.iter_mut()) {
-            let Some(g) = grads.grad(var.as_tensor()) else {
-                continue;
-            };
-            let g = g.flatten_all()?.to_vec1::<f32>()?;
-            let mut theta = var.as_detached_tensor().flatten_all()?.to_vec1::<f32>()?;
-            match self.config {
-                OptimizerConfig::Adamw {
-                    weight_decay,
-                    beta1,
-                    beta2,
-                    eps,
-                    ..
-                } => {
-                    let (b1, b2) = (beta1 as f32, beta2 as f32);
-                    let c1 = 1.0 / (1.0 - beta1.powi(t)) as f32;
-                    let c2 = 1.0 / (1.0 - beta2.powi(t)) as f32;
-                    let decay = (1.0 - lr * weight_decay) as f32;
-                    let (lr, eps) = (lr as f32, eps as f32);
-                    for (((w, g), m), v) in theta
-                        .iter_mut()
-                        .zip(&g)
-                        .zip(s1.iter_mut())
-                        .zip(s2.iter_mut())
-                    {
-                        *m = b1 * *m + (1.0 - b1) * g;
-                        *v = b2 * *v + (1.0 - b2) * g * g;
-                        *w = *w * decay - lr * (*m * c1) / ((*v * c2).sqrt() + eps);
-                    }
-                }
-                OptimizerConfig::Sgd {
-                    momentum,
-                    weight_decay,
-                    nesterov,
-                    ..
-                } => {
-                    let (mu, wd, lr) = (momentum as f32, weight_decay as f32, lr as f32);
-                    for ((w, g), buf) in theta.iter_mut().zip(&g).zip(s1.iter_mut()) {
-                        let g = g + wd * *w;
-                        let d = if mu > 0.0 {
-                            *buf = mu * *buf + g;
-                            if nesterov { g + mu * *buf } else { *buf }
-                        } else {
-                            g
-                        };
-                        *w -= lr * d;
-                    }
-                }
+        let (config, t) = (self.config, self.steps as i32);
+        let mut work = Vec::new();
+        for ((_, var), state) in self.vars.iter().zip(self.state.iter_mut()) {
+            if let Some(g) = grads.grad(var.as_tensor()) {
+                work.push((var, g, state));
             }
-            var.set(&Tensor::from_vec(theta, var.dims(), var.device())?)?;
         }
-        Ok(())
+        let total: usize = work.iter().map(|w| w.0.elem_count()).sum();
+        let groups = if total >= PARALLEL_UPDATE {
+            ae_core::pool::threads().max(1)
+        } else {
+            1
+        };
+        // Largest first, each to the lightest group.
+        work.sort_by_key(|w| std::cmp::Reverse(w.0.elem_count()));
+        let mut parts: Vec<(usize, Vec<_>)> = (0..groups).map(|_| (0, Vec::new())).collect();
+        for w in work {
+            let lightest = parts
+                .iter_mut()
+                .min_by_key(|p| p.0)
+                .expect("at least one group");
+            lightest.0 += w.0.elem_count();
+            lightest.1.push(w);
+        }
+        let results = ae_core::pool::map(parts, |(_, part)| -> Result<()> {
+            for (var, g, state) in part {
+                update(config, t, lr, var, g, state)?;
+            }
+            Ok(())
+        });
+        results.into_iter().collect()
     }
 
     fn kind(&self) -> &'static str {
@@ -216,6 +195,67 @@ impl Optimizer {
         self.steps = steps;
         Ok(())
     }
+}
+
+/// Models with at least this many parameters update them in parallel.
+const PARALLEL_UPDATE: usize = 1 << 15;
+
+/// One variable's update at step `t` (1-based) with learning rate `lr`.
+fn update(
+    config: OptimizerConfig,
+    t: i32,
+    lr: f64,
+    var: &Var,
+    g: &Tensor,
+    (s1, s2): &mut (Vec<f32>, Vec<f32>),
+) -> Result<()> {
+    let g = g.flatten_all()?.to_vec1::<f32>()?;
+    let mut theta = var.as_detached_tensor().flatten_all()?.to_vec1::<f32>()?;
+    match config {
+        OptimizerConfig::Adamw {
+            weight_decay,
+            beta1,
+            beta2,
+            eps,
+            ..
+        } => {
+            let (b1, b2) = (beta1 as f32, beta2 as f32);
+            let c1 = 1.0 / (1.0 - beta1.powi(t)) as f32;
+            let c2 = 1.0 / (1.0 - beta2.powi(t)) as f32;
+            let decay = (1.0 - lr * weight_decay) as f32;
+            let (lr, eps) = (lr as f32, eps as f32);
+            for (((w, g), m), v) in theta
+                .iter_mut()
+                .zip(&g)
+                .zip(s1.iter_mut())
+                .zip(s2.iter_mut())
+            {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *w = *w * decay - lr * (*m * c1) / ((*v * c2).sqrt() + eps);
+            }
+        }
+        OptimizerConfig::Sgd {
+            momentum,
+            weight_decay,
+            nesterov,
+            ..
+        } => {
+            let (mu, wd, lr) = (momentum as f32, weight_decay as f32, lr as f32);
+            for ((w, g), buf) in theta.iter_mut().zip(&g).zip(s1.iter_mut()) {
+                let g = g + wd * *w;
+                let d = if mu > 0.0 {
+                    *buf = mu * *buf + g;
+                    if nesterov { g + mu * *buf } else { *buf }
+                } else {
+                    g
+                };
+                *w -= lr * d;
+            }
+        }
+    }
+    var.set(&Tensor::from_vec(theta, var.dims(), var.device())?)?;
+    Ok(())
 }
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm`;
