@@ -74,7 +74,8 @@ pub(crate) struct Patches {
     /// `idx[oy·ow + ox] = oy·sh·wp + ox·sw`: the top-left corner of each
     /// output's window in the padded plane.
     idx: Vec<u32>,
-    /// One padded plane (its border stays zero in im2col).
+    /// One padded plane (its border is zero outside `col2im_planes`, which
+    /// adds into it and clears it again before returning).
     plane: Vec<f32>,
 }
 
@@ -209,6 +210,9 @@ impl Patches {
                 act.bias_into(&self.plane[start..start + g.w], bias, row);
             }
         }
+        // im2col, which may run next on these tables, needs the padded
+        // border zero.
+        self.plane.fill(0.0);
     }
 }
 

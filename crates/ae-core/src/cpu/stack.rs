@@ -129,16 +129,16 @@ impl Layer {
     /// is one GEMM over the `b` images' columns, whose result is already
     /// `y` in planes; the bias and activation are then applied in place.
     ///
-    /// A convolution's column matrix is built in `keep`, where the backward
-    /// pass finds it again; a linear layer finds its weight transposed
-    /// there.
+    /// A convolution's column matrix is built in `slot.keep`, where the
+    /// backward pass finds it again; a linear layer finds its weight
+    /// transposed there.
     fn forward(
         &self,
         x: &[f32],
         w: &[f32],
         bias: &[f32],
         y: &mut [f32],
-        keep: &mut Vec<f32>,
+        slot: &mut Slot,
         bufs: &mut Bufs,
     ) {
         match self {
@@ -150,10 +150,10 @@ impl Layer {
                 let col = if op.transposed {
                     bufs.pair(k * bp, 0).0
                 } else {
-                    grow(keep, k * bp);
-                    &mut keep[..k * bp]
+                    grow(&mut slot.keep, k * bp);
+                    &mut slot.keep[..k * bp]
                 };
-                let mut patches = Patches::new(g);
+                let patches = patches_for(&mut slot.patches, g);
                 if op.transposed {
                     // col (K × BP) = Wmᵀ (K × Cin) · X (Cin × BP); y = col2im(col) + b.
                     let wt = Mat { data: w, t: true };
@@ -204,7 +204,7 @@ impl Layer {
                 // read transposed, at the few rows of a micro-batch.
                 let b = x.len() / (*inp).max(1);
                 let wt = Mat {
-                    data: &keep[..w.len()],
+                    data: &slot.keep[..w.len()],
                     t: false,
                 };
                 gemm_block(
@@ -240,7 +240,7 @@ impl Layer {
         dx: Option<&mut [f32]>,
         dw: &mut [f32],
         db: &mut [f32],
-        kept: &[f32],
+        slot: &mut Slot,
         work: &mut Vec<f32>,
         bufs: &mut Bufs,
     ) {
@@ -248,12 +248,37 @@ impl Layer {
             Layer::Conv { op, .. } => op.act,
             Layer::Linear { act, .. } => *act,
         };
-        let g = if act == Fused::None {
-            dy
-        } else {
-            grow(work, dy.len());
-            act.grad_into(dy, y, &mut work[..dy.len()]);
-            &work[..dy.len()]
+        let g: &[f32] = match self {
+            Layer::Conv { op, .. } => {
+                // Row by row (one channel of every image, in planes): the
+                // activation's gradient, then the bias gradient from the
+                // row while it is in cache.
+                let len = dy.len() / op.cout.max(1);
+                if act == Fused::None {
+                    for (d, row) in db.iter_mut().zip(dy.chunks(len)) {
+                        *d += sum(row);
+                    }
+                    dy
+                } else {
+                    grow(work, dy.len());
+                    let rows = work[..dy.len()].chunks_mut(len);
+                    for ((d, o), (dyr, yr)) in db
+                        .iter_mut()
+                        .zip(rows)
+                        .zip(dy.chunks(len).zip(y.chunks(len)))
+                    {
+                        act.grad_into(dyr, yr, o);
+                        *d += sum(o);
+                    }
+                    &work[..dy.len()]
+                }
+            }
+            Layer::Linear { .. } if act == Fused::None => dy,
+            Layer::Linear { .. } => {
+                grow(work, dy.len());
+                act.grad_into(dy, y, &mut work[..dy.len()]);
+                &work[..dy.len()]
+            }
         };
         match self {
             Layer::Conv { op, .. } => {
@@ -262,7 +287,7 @@ impl Layer {
                 let b = x.len() / op.in_per_image().max(1);
                 let bp = b * p;
                 let (col, _) = bufs.pair(k * bp, 0);
-                let mut patches = Patches::new(geo);
+                let patches = patches_for(&mut slot.patches, geo);
                 let plane = geo.h * geo.w;
                 if op.transposed {
                     // col = [im2col(dy_i)] (K × BP); dWm += X (Cin × BP) · colᵀ;
@@ -271,9 +296,6 @@ impl Layer {
                         patches.im2col_planes(&g[i * plane..], b * plane, col, bp, i * p);
                     }
                     weight_grad(op.cin, k, bp, x, col, dw, false);
-                    for (d, row) in db.iter_mut().zip(g.chunks(b * plane)) {
-                        *d += sum(row);
-                    }
                     if let Some(dx) = dx {
                         let wm = Mat { data: w, t: false };
                         matmul(
@@ -293,10 +315,7 @@ impl Layer {
                 } else {
                     // dW += dY (Cout × BP) · colᵀ, with the forward pass's
                     // columns; dX = col2im(Wᵀ · dY).
-                    weight_grad(op.cout, k, bp, g, &kept[..k * bp], dw, false);
-                    for (d, row) in db.iter_mut().zip(g.chunks(bp)) {
-                        *d += sum(row);
-                    }
+                    weight_grad(op.cout, k, bp, g, &slot.keep[..k * bp], dw, false);
                     if let Some(dx) = dx {
                         let wt = Mat { data: w, t: true };
                         matmul(
@@ -379,6 +398,25 @@ fn grow(v: &mut Vec<f32>, n: usize) {
     }
 }
 
+/// What one thread keeps for one layer of a stack between its forward and
+/// backward passes, and between steps.
+#[derive(Default)]
+struct Slot {
+    /// A convolution's column matrix, or a linear layer's weight transposed.
+    keep: Vec<f32>,
+    /// A convolution's im2col / col2im tables.
+    patches: Option<Patches>,
+}
+
+/// The tables in `slot` for `g`, built on first use (or when the thread
+/// last ran another geometry in this slot).
+fn patches_for<'a>(slot: &'a mut Option<Patches>, g: &super::Geom) -> &'a mut Patches {
+    if slot.as_ref().is_none_or(|p| p.g != *g) {
+        *slot = Some(Patches::new(g));
+    }
+    slot.as_mut().expect("set above")
+}
+
 /// One thread's buffers for a step, kept between steps.
 #[derive(Default)]
 struct Work {
@@ -397,7 +435,7 @@ struct Work {
     act: Vec<f32>,
     /// Each convolution's column matrix from the forward pass, for its
     /// weight gradient.
-    cols: Vec<Vec<f32>>,
+    slots: Vec<Slot>,
 }
 
 thread_local! {
@@ -643,15 +681,15 @@ impl Stack {
         let nl = self.layers.len();
         work.acts.resize_with(nl, Vec::new);
         work.ins.resize_with(nl, Vec::new);
-        work.cols.resize_with(nl, Vec::new);
-        for (layer, (keep, w)) in self
+        work.slots.resize_with(nl, Slot::default);
+        for (layer, (slot, w)) in self
             .layers
             .iter()
-            .zip(work.cols.iter_mut().zip(values.iter().step_by(2)))
+            .zip(work.slots.iter_mut().zip(values.iter().step_by(2)))
         {
             if let Layer::Linear { inp, out, .. } = layer {
-                grow(keep, w.len());
-                transpose(w, *out, *inp, &mut keep[..w.len()]);
+                grow(&mut slot.keep, w.len());
+                transpose(w, *out, *inp, &mut slot.keep[..w.len()]);
             }
         }
     }
@@ -683,7 +721,7 @@ impl Stack {
             let y = &mut rest[0];
             grow(y, opl);
             let (w, bias) = (values[2 * l], values[2 * l + 1]);
-            layer.forward(input, w, bias, &mut y[..opl], &mut work.cols[l], bufs);
+            layer.forward(input, w, bias, &mut y[..opl], &mut work.slots[l], bufs);
         }
     }
 
@@ -778,8 +816,8 @@ impl Stack {
                 };
                 let (w, bias) = (values[2 * l], values[2 * l + 1]);
                 let (dw, db) = acc[offs[l]..offs[l] + w.len() + bias.len()].split_at_mut(w.len());
-                let (kept, act) = (&work.cols[l], &mut work.act);
-                layer.backward(input, w, y, &g_in[..opl], dx, dw, db, kept, act, bufs);
+                let (slot, act) = (&mut work.slots[l], &mut work.act);
+                layer.backward(input, w, y, &g_in[..opl], dx, dw, db, slot, act, bufs);
                 work.grads.swap(0, 1);
                 if l > 0 && converted {
                     // Back to the layout of the layer before.
