@@ -199,13 +199,18 @@ impl Layer {
                 }
             }
             Layer::Linear { inp, out, act, .. } => {
-                // `keep` holds Wᵀ (in × out) row-major ([`Stack::run`]): the
-                // GEMM runs at about twice the speed with it than with W
-                // read transposed, at the few rows of a micro-batch.
+                // With fewer outputs than inputs, `keep` holds Wᵀ (in × out)
+                // row-major ([`Stack::prepare`]): the GEMM then runs at about
+                // twice the speed than with W read transposed, at the few
+                // rows of a micro-batch.
                 let b = x.len() / (*inp).max(1);
-                let wt = Mat {
-                    data: &slot.keep[..w.len()],
-                    t: false,
+                let wt = if transposes(*inp, *out) {
+                    Mat {
+                        data: &slot.keep[..w.len()],
+                        t: false,
+                    }
+                } else {
+                    Mat { data: w, t: true }
                 };
                 gemm_block(
                     b,
@@ -377,18 +382,30 @@ fn cpu_values<'a>(s: &'a Storage, l: &candle_core::Layout, what: &str) -> Result
 }
 
 /// `dst` (`cols × rows`) = `src` (`rows × cols`) transposed, both
-/// row-major, in blocks that stay in cache.
+/// row-major, 16 source rows at a time.
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     const B: usize = 16;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
     for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
+        let nb = B.min(rows - r0);
+        for c in 0..cols {
+            // `B` source rows at once: one contiguous write of `nb` values.
+            let d = &mut dst[c * rows + r0..c * rows + r0 + nb];
+            for (i, v) in d.iter_mut().enumerate() {
+                // SAFETY: (r0 + i) < rows and c < cols, so the index is
+                // below rows · cols ≤ src.len() (asserted above).
+                *v = unsafe { *src.get_unchecked((r0 + i) * cols + c) };
             }
         }
     }
+}
+
+/// Whether a linear layer's forward pass multiplies by a transposed copy
+/// of its weight ([`Stack::prepare`]): when it has fewer outputs than
+/// inputs. (On mnist-conv's 3136 → 32 layer the copy saves 4× its cost in
+/// GEMM time; on the 32 → 3136 one it costs more than it saves.)
+fn transposes(inp: usize, out: usize) -> bool {
+    out < inp
 }
 
 /// Grows `v` to at least `n` values.
@@ -687,7 +704,9 @@ impl Stack {
             .iter()
             .zip(work.slots.iter_mut().zip(values.iter().step_by(2)))
         {
-            if let Layer::Linear { inp, out, .. } = layer {
+            if let Layer::Linear { inp, out, .. } = layer
+                && transposes(*inp, *out)
+            {
                 grow(&mut slot.keep, w.len());
                 transpose(w, *out, *inp, &mut slot.keep[..w.len()]);
             }
