@@ -39,12 +39,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("inference, batch 128", |b| {
-        b.iter(|| model.forward(&x, Mode::Eval).expect("forward"))
+        b.iter(|| model.infer(&x).expect("infer"))
     });
     let one = images(1);
     group.throughput(Throughput::Elements(1));
     group.bench_function("inference, batch 1", |b| {
-        b.iter(|| model.forward(&one, Mode::Eval).expect("forward"))
+        b.iter(|| model.infer(&one).expect("infer"))
     });
     group.finish();
 }

@@ -13,6 +13,11 @@
 //! - learned codecs: a [`ConvAeConfig`] with an `entropy_bottleneck` quantises
 //!   its spatial latent and learns its density ([`Latent::Quantized`],
 //!   [`PriorParams`]); `ae-codec` turns that into bytes;
+//! - fast CPU kernels (f32) under every layer, used automatically, and a
+//!   fused path for plain convolutional models: a whole training step
+//!   ([`Autoencoder::mse_step`]) or inference pass ([`Autoencoder::infer`])
+//!   without candle's graph, each thread running its share of the batch
+//!   through the network a few images at a time;
 //! - [`Model`]: a config, its network and its parameters, seeded
 //!   initialisation, and checkpoints (`config.json` + `model.safetensors`).
 //!
