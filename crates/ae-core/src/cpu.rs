@@ -216,6 +216,145 @@ impl Patches {
     }
 }
 
+/// im2col and col2im for `b` images at once, in channel planes
+/// (`C × b·H·W`): the `b` images of one channel are stacked in one tall
+/// zero-padded plane, so that a row of the column matrix (every window of
+/// all `b` images for one kernel tap) is one gather, or for col2im one
+/// scatter-add, instead of `b` short ones.
+pub(crate) struct Tall {
+    g: Geom,
+    b: usize,
+    /// Padded height and width of one image.
+    hp: usize,
+    wp: usize,
+    /// `idx[(i·oh + oy)·ow + ox] = (i·hp + oy·sh)·wp + ox·sw`: the top-left
+    /// corner of each window of image `i` in the tall plane.
+    idx: Vec<u32>,
+    /// The tall padded plane; zero outside the images' interiors between
+    /// calls.
+    plane: Vec<f32>,
+}
+
+impl Tall {
+    pub(crate) fn new(g: &Geom, b: usize) -> Self {
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let mut idx = Vec::with_capacity(b * g.cols());
+        for i in 0..b {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    idx.push(((i * hp + oy * g.sh) * wp + ox * g.sw) as u32);
+                }
+            }
+        }
+        Tall {
+            g: *g,
+            b,
+            hp,
+            wp,
+            idx,
+            plane: vec![0.0; b * hp * wp],
+        }
+    }
+
+    /// Whether these tables are for `b` images of geometry `g`.
+    pub(crate) fn fits(&self, g: &Geom, b: usize) -> bool {
+        self.g == *g && self.b == b
+    }
+
+    /// One past the largest offset `idx` reads from a window's start.
+    fn reach(&self) -> usize {
+        self.idx.last().map_or(0, |&i| i as usize + 1)
+    }
+
+    /// Copies channel `c`'s `b` images from `x` (`C × b·H·W`) into the
+    /// interiors of the tall plane.
+    fn fill_plane(&mut self, x: &[f32], c: usize) {
+        let g = self.g;
+        let hw = g.h * g.w;
+        let src = &x[c * self.b * hw..(c + 1) * self.b * hw];
+        for (i, img) in src.chunks(hw).enumerate() {
+            for (y, row) in img.chunks(g.w).enumerate() {
+                let start = (i * self.hp + y + g.ph) * self.wp + g.pw;
+                self.plane[start..start + g.w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// `col` (`C·kh·kw × b·oh·ow`) from `x` (`C × b·H·W`).
+    pub(crate) fn im2col(&mut self, x: &[f32], col: &mut [f32]) {
+        let g = self.g;
+        let bp = self.b * g.cols();
+        let reach = self.reach();
+        for c in 0..g.c {
+            self.fill_plane(x, c);
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let dst = &mut col[((c * g.kh + ky) * g.kw + kx) * bp..][..bp];
+                    let window = &self.plane[ky * self.wp + kx..];
+                    assert!(reach <= window.len());
+                    for (d, &i) in dst.iter_mut().zip(&self.idx) {
+                        // SAFETY: `idx` increases, and its last value is
+                        // inside `window` (asserted above).
+                        *d = unsafe { *window.get_unchecked(i as usize) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Tall::im2col`]: sums `col`'s windows into `y`
+    /// (`C × b·H·W`), which it overwrites; with `epi`, channel `c` gets
+    /// `bias[c]` added and the activation applied on the way out.
+    pub(crate) fn col2im(&mut self, col: &[f32], y: &mut [Out], epi: Option<(&[f32], Fused)>) {
+        let g = self.g;
+        let (bp, hw) = (self.b * g.cols(), g.h * g.w);
+        let reach = self.reach();
+        for c in 0..g.c {
+            self.plane.fill(0.0);
+            for ky in 0..g.kh {
+                let mut kx = 0;
+                while kx < g.kw {
+                    let src = &col[((c * g.kh + ky) * g.kw + kx) * bp..][..bp];
+                    let window = &mut self.plane[ky * self.wp + kx..];
+                    if g.sw >= 2 && kx + 1 < g.kw {
+                        // Two neighbouring taps in one pass (see
+                        // `Patches::col2im_planes`).
+                        let next = &col[((c * g.kh + ky) * g.kw + kx + 1) * bp..][..bp];
+                        assert!(reach < window.len());
+                        for ((a, b), &i) in src.iter().zip(next).zip(&self.idx) {
+                            let i = i as usize;
+                            // SAFETY: `idx` increases, and its last value
+                            // plus one is inside `window` (asserted above).
+                            unsafe {
+                                *window.get_unchecked_mut(i) += a;
+                                *window.get_unchecked_mut(i + 1) += b;
+                            }
+                        }
+                        kx += 2;
+                    } else {
+                        assert!(reach <= window.len());
+                        for (v, &i) in src.iter().zip(&self.idx) {
+                            // SAFETY: as above.
+                            unsafe { *window.get_unchecked_mut(i as usize) += v };
+                        }
+                        kx += 1;
+                    }
+                }
+            }
+            let (bias, act) = epi.map_or((0.0, Fused::None), |(b, a)| (b[c], a));
+            let dst = &mut y[c * self.b * hw..(c + 1) * self.b * hw];
+            for (i, img) in dst.chunks_mut(hw).enumerate() {
+                for (row_y, row) in img.chunks_mut(g.w).enumerate() {
+                    let start = (i * self.hp + row_y + g.ph) * self.wp + g.pw;
+                    act.bias_into(&self.plane[start..start + g.w], bias, row);
+                }
+            }
+        }
+        // `im2col` needs the padding zero.
+        self.plane.fill(0.0);
+    }
+}
+
 /// A row-major matrix operand: `(data, transposed)`, where a transposed
 /// operand of logical shape `r × c` is stored as `c × r`.
 #[derive(Clone, Copy)]

@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use candle_core::{Result, Storage, Tensor, bail};
 
 use super::{
-    Bufs, ConvOp, Fused, Mat, Out, Patches, chunks, gather, gemm_block, matmul, par_map, reduce,
+    Bufs, ConvOp, Fused, Mat, Out, Tall, chunks, gather, gemm_block, matmul, par_map, reduce,
     scatter, scratch_budget, slice, sum, weight_grad, with_bufs,
 };
 
@@ -153,7 +153,7 @@ impl Layer {
                     grow(&mut slot.keep, k * bp);
                     &mut slot.keep[..k * bp]
                 };
-                let patches = patches_for(&mut slot.patches, g);
+                let patches = patches_for(&mut slot.patches, g, b);
                 if op.transposed {
                     // col (K × BP) = Wmᵀ (K × Cin) · X (Cin × BP); y = col2im(col) + b.
                     let wt = Mat { data: w, t: true };
@@ -167,18 +167,10 @@ impl Layer {
                         false,
                         false,
                     );
-                    let plane = g.h * g.w;
-                    let y = as_out(y);
-                    for i in 0..b {
-                        let yi = &mut y[i * plane..];
-                        patches.col2im_planes(col, yi, b * plane, bp, i * p, Some((bias, op.act)));
-                    }
+                    patches.col2im(col, as_out(y), Some((bias, op.act)));
                 } else {
                     // Y (Cout × BP) = W (Cout × K) · [im2col(x_1) … im2col(x_b)] (K × BP).
-                    let plane = g.h * g.w;
-                    for i in 0..b {
-                        patches.im2col_planes(&x[i * plane..], b * plane, col, bp, i * p);
-                    }
+                    patches.im2col(x, col);
                     let wm = Mat { data: w, t: false };
                     matmul(
                         op.cout,
@@ -292,14 +284,11 @@ impl Layer {
                 let b = x.len() / op.in_per_image().max(1);
                 let bp = b * p;
                 let (col, _) = bufs.pair(k * bp, 0);
-                let patches = patches_for(&mut slot.patches, geo);
-                let plane = geo.h * geo.w;
+                let patches = patches_for(&mut slot.patches, geo, b);
                 if op.transposed {
                     // col = [im2col(dy_i)] (K × BP); dWm += X (Cin × BP) · colᵀ;
                     // dX (Cin × BP) = Wm (Cin × K) · col.
-                    for i in 0..b {
-                        patches.im2col_planes(&g[i * plane..], b * plane, col, bp, i * p);
-                    }
+                    patches.im2col(g, col);
                     weight_grad(op.cin, k, bp, x, col, dw, false);
                     if let Some(dx) = dx {
                         let wm = Mat { data: w, t: false };
@@ -333,17 +322,7 @@ impl Layer {
                             false,
                             false,
                         );
-                        let dx = as_out(dx);
-                        for i in 0..b {
-                            patches.col2im_planes(
-                                col,
-                                &mut dx[i * plane..],
-                                b * plane,
-                                bp,
-                                i * p,
-                                None,
-                            );
-                        }
+                        patches.col2im(col, as_out(dx), None);
                     }
                 }
             }
@@ -421,15 +400,15 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 struct Slot {
     /// A convolution's column matrix, or a linear layer's weight transposed.
     keep: Vec<f32>,
-    /// A convolution's im2col / col2im tables.
-    patches: Option<Patches>,
+    /// A convolution's im2col / col2im tables for a micro-batch.
+    patches: Option<Tall>,
 }
 
-/// The tables in `slot` for `g`, built on first use (or when the thread
-/// last ran another geometry in this slot).
-fn patches_for<'a>(slot: &'a mut Option<Patches>, g: &super::Geom) -> &'a mut Patches {
-    if slot.as_ref().is_none_or(|p| p.g != *g) {
-        *slot = Some(Patches::new(g));
+/// The tables in `slot` for `b` images of geometry `g`, built on first use
+/// (or when the thread last ran another geometry or count in this slot).
+fn patches_for<'a>(slot: &'a mut Option<Tall>, g: &super::Geom, b: usize) -> &'a mut Tall {
+    if slot.as_ref().is_none_or(|p| !p.fits(g, b)) {
+        *slot = Some(Tall::new(g, b));
     }
     slot.as_mut().expect("set above")
 }
