@@ -1,16 +1,21 @@
-//! A whole training step of a feed-forward stack of the fast layers, run
-//! without candle's graph.
+//! A whole training step (or inference pass) of a feed-forward stack of the
+//! fast layers, run without candle's graph.
 //!
 //! Through candle's autograd, each layer of a step is one op over the whole
 //! batch: the threads meet after every layer, the calling thread does the
 //! graph's bookkeeping while the others wait, and the backward pass
 //! zero-fills a gradient for every node and adds into it. Here each thread
-//! takes a fixed share of the batch and runs it, a few images at a time,
-//! forward through every layer, through the loss, and backward through every
-//! layer again, while that handful of images' activations are still in its
-//! cache. The threads meet once, to sum their weight gradients. The kernels
-//! are the same as the layer ops' ([`ConvOp::forward_chunk`],
-//! [`ConvOp::backward_chunk`], one GEMM for a linear layer).
+//! takes a fixed share of the batch and runs it, a micro-batch of images at
+//! a time, forward through every layer, through the loss, and backward
+//! through every layer again, while those images' activations are still in
+//! its cache. The threads meet once, to sum their weight gradients.
+//!
+//! The building blocks are the layer ops' (im2col / col2im, one GEMM per
+//! layer, the fused activations), arranged for this: between convolutions
+//! the activations stay as channel planes (`C × b·P`, what a convolution's
+//! GEMM takes and gives), im2col and col2im run over the whole micro-batch
+//! in one tall plane ([`Tall`]), and a convolution's forward column matrix
+//! is kept for its weight gradient.
 //!
 //! The split of the batch over threads is fixed (by [`chunks`]), so a step
 //! gives the same values on every run with the same thread count.
