@@ -23,8 +23,7 @@ use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::config::LossKind;
-use crate::config::TrainConfig;
+use crate::config::{LossKind, TrainConfig};
 use crate::data::{Part, Prepared, prepare};
 use crate::error::{Error, Result};
 use crate::eval::{EvalMetrics, evaluate};
@@ -404,15 +403,6 @@ fn run(
                     let target = target.reshape(out.reconstruction.dims())?;
                     let obj = objective(t.loss, &out, &target, beta, lambda)?;
                     let value = obj.total.to_scalar::<f32>()?;
-                    if !value.is_finite() {
-                        bar.abandon();
-                        return Err(Error::NonFiniteLoss {
-                            epoch,
-                            batch: b + 1,
-                            value,
-                            last_good: st.epoch,
-                        });
-                    }
                     (value, BatchGrads::Graph(obj.total.backward()?))
                 }
             };
