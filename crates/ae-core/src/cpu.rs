@@ -63,6 +63,51 @@ impl Geom {
     }
 }
 
+/// `dst[j] = window[idx[j]]`: one row of a column matrix from a padded
+/// plane, `idx` the windows' corners (increasing) from the tap's offset.
+fn gather_taps(window: &[f32], idx: &[u32], dst: &mut [f32]) {
+    let reach = idx.last().map_or(0, |&i| i as usize + 1);
+    assert!(reach <= window.len());
+    for (d, &i) in dst.iter_mut().zip(idx) {
+        // SAFETY: `idx` increases, and its last value is inside `window`
+        // (asserted above).
+        *d = unsafe { *window.get_unchecked(i as usize) };
+    }
+}
+
+/// Adds the taps `tap(kx)` (`kx < kw`, one value per window) of one kernel
+/// row into `plane`, starting at that kernel row's offset: the scatter-add
+/// of col2im, `idx` the windows' corners (increasing). With a stride of 2
+/// or more, two neighbouring taps go in one pass: window `p`'s two values
+/// lie below window `p + 1`'s, so no addition waits on the one before it.
+fn add_taps<'a>(plane: &mut [f32], g: &Geom, idx: &[u32], tap: impl Fn(usize) -> &'a [f32]) {
+    let reach = idx.last().map_or(0, |&i| i as usize + 1);
+    let mut kx = 0;
+    while kx < g.kw {
+        let window = &mut plane[kx..];
+        if g.sw >= 2 && kx + 1 < g.kw {
+            assert!(reach < window.len());
+            for ((a, b), &i) in tap(kx).iter().zip(tap(kx + 1)).zip(idx) {
+                let i = i as usize;
+                // SAFETY: `idx` increases, and its last value plus one is
+                // inside `window` (asserted above).
+                unsafe {
+                    *window.get_unchecked_mut(i) += a;
+                    *window.get_unchecked_mut(i + 1) += b;
+                }
+            }
+            kx += 2;
+        } else {
+            assert!(reach <= window.len());
+            for (v, &i) in tap(kx).iter().zip(idx) {
+                // SAFETY: as above, without the one.
+                unsafe { *window.get_unchecked_mut(i as usize) += v };
+            }
+            kx += 1;
+        }
+    }
+}
+
 /// im2col and col2im for one geometry, through a zero-padded copy of one
 /// plane at a time and a table of where each output column reads in it: each
 /// row of the column matrix is then one branch-free gather (or, for col2im,
@@ -91,11 +136,6 @@ impl Patches {
             idx,
             plane: vec![0.0; hp * wp],
         }
-    }
-
-    /// One past the largest offset `idx` reads from a window's start.
-    fn reach(&self) -> usize {
-        self.idx.last().map_or(0, |&i| i as usize + 1)
     }
 
     /// Writes image `img`'s columns into `col`, a matrix of `rows` rows with
@@ -127,13 +167,7 @@ impl Patches {
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
                     let dst = &mut col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
-                    let window = &self.plane[ky * self.wp + kx..];
-                    assert!(self.reach() <= window.len());
-                    for (d, &i) in dst.iter_mut().zip(&self.idx) {
-                        // SAFETY: `idx` increases, and its last value is
-                        // inside `window` (asserted above).
-                        *d = unsafe { *window.get_unchecked(i as usize) };
-                    }
+                    gather_taps(&self.plane[ky * self.wp + kx..], &self.idx, dst);
                 }
             }
         }
@@ -169,39 +203,9 @@ impl Patches {
         let p = g.cols();
         for c in 0..g.c {
             self.plane.fill(0.0);
-            let reach = self.reach();
             for ky in 0..g.kh {
-                let mut kx = 0;
-                while kx < g.kw {
-                    let src = &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
-                    let window = &mut self.plane[ky * self.wp + kx..];
-                    if g.sw >= 2 && kx + 1 < g.kw {
-                        // Two neighbouring taps in one pass: with a stride
-                        // of 2 or more, window p's two values lie below
-                        // window p + 1's, so no addition waits on the one
-                        // before it.
-                        let next = &col[((c * g.kh + ky) * g.kw + kx + 1) * ld + off..][..p];
-                        assert!(reach < window.len());
-                        for ((a, b), &i) in src.iter().zip(next).zip(&self.idx) {
-                            let i = i as usize;
-                            // SAFETY: `idx` increases, and its last value
-                            // plus one is inside `window` (asserted above).
-                            unsafe {
-                                *window.get_unchecked_mut(i) += a;
-                                *window.get_unchecked_mut(i + 1) += b;
-                            }
-                        }
-                        kx += 2;
-                    } else {
-                        assert!(reach <= window.len());
-                        for (v, &i) in src.iter().zip(&self.idx) {
-                            // SAFETY: `idx` increases, and its last value is
-                            // inside `window` (asserted above).
-                            unsafe { *window.get_unchecked_mut(i as usize) += v };
-                        }
-                        kx += 1;
-                    }
-                }
+                let tap = |kx: usize| &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
+                add_taps(&mut self.plane[ky * self.wp..], &g, &self.idx, tap);
             }
             let dst = &mut img[c * stride..c * stride + g.h * g.w];
             let (bias, act) = epi.map_or((0.0, Fused::None), |(b, a)| (b[c], a));
@@ -261,11 +265,6 @@ impl Tall {
         self.g == *g && self.b == b
     }
 
-    /// One past the largest offset `idx` reads from a window's start.
-    fn reach(&self) -> usize {
-        self.idx.last().map_or(0, |&i| i as usize + 1)
-    }
-
     /// Copies channel `c`'s `b` images from `x` (`C × b·H·W`) into the
     /// interiors of the tall plane.
     fn fill_plane(&mut self, x: &[f32], c: usize) {
@@ -284,19 +283,12 @@ impl Tall {
     pub(crate) fn im2col(&mut self, x: &[f32], col: &mut [f32]) {
         let g = self.g;
         let bp = self.b * g.cols();
-        let reach = self.reach();
         for c in 0..g.c {
             self.fill_plane(x, c);
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
                     let dst = &mut col[((c * g.kh + ky) * g.kw + kx) * bp..][..bp];
-                    let window = &self.plane[ky * self.wp + kx..];
-                    assert!(reach <= window.len());
-                    for (d, &i) in dst.iter_mut().zip(&self.idx) {
-                        // SAFETY: `idx` increases, and its last value is
-                        // inside `window` (asserted above).
-                        *d = unsafe { *window.get_unchecked(i as usize) };
-                    }
+                    gather_taps(&self.plane[ky * self.wp + kx..], &self.idx, dst);
                 }
             }
         }
@@ -308,38 +300,11 @@ impl Tall {
     pub(crate) fn col2im(&mut self, col: &[f32], y: &mut [Out], epi: Option<(&[f32], Fused)>) {
         let g = self.g;
         let (bp, hw) = (self.b * g.cols(), g.h * g.w);
-        let reach = self.reach();
         for c in 0..g.c {
             self.plane.fill(0.0);
             for ky in 0..g.kh {
-                let mut kx = 0;
-                while kx < g.kw {
-                    let src = &col[((c * g.kh + ky) * g.kw + kx) * bp..][..bp];
-                    let window = &mut self.plane[ky * self.wp + kx..];
-                    if g.sw >= 2 && kx + 1 < g.kw {
-                        // Two neighbouring taps in one pass (see
-                        // `Patches::col2im_planes`).
-                        let next = &col[((c * g.kh + ky) * g.kw + kx + 1) * bp..][..bp];
-                        assert!(reach < window.len());
-                        for ((a, b), &i) in src.iter().zip(next).zip(&self.idx) {
-                            let i = i as usize;
-                            // SAFETY: `idx` increases, and its last value
-                            // plus one is inside `window` (asserted above).
-                            unsafe {
-                                *window.get_unchecked_mut(i) += a;
-                                *window.get_unchecked_mut(i + 1) += b;
-                            }
-                        }
-                        kx += 2;
-                    } else {
-                        assert!(reach <= window.len());
-                        for (v, &i) in src.iter().zip(&self.idx) {
-                            // SAFETY: as above.
-                            unsafe { *window.get_unchecked_mut(i as usize) += v };
-                        }
-                        kx += 1;
-                    }
-                }
+                let tap = |kx: usize| &col[((c * g.kh + ky) * g.kw + kx) * bp..][..bp];
+                add_taps(&mut self.plane[ky * self.wp..], &g, &self.idx, tap);
             }
             let (bias, act) = epi.map_or((0.0, Fused::None), |(b, a)| (b[c], a));
             let dst = &mut y[c * self.b * hw..(c + 1) * self.b * hw];

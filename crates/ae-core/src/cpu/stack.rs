@@ -357,6 +357,30 @@ fn as_out(v: &mut [f32]) -> &mut [Out] {
     unsafe { &mut *(v as *mut [f32] as *mut [Out]) }
 }
 
+/// The f32 values of the parameters behind `guards`.
+fn param_values<'a>(
+    guards: &'a [(candle_core::StorageRef<'a>, &'a candle_core::Layout)],
+) -> Result<Vec<&'a [f32]>> {
+    guards
+        .iter()
+        .map(|(s, l)| cpu_values(s, l, "parameter"))
+        .collect()
+}
+
+/// Runs `f` with this thread's work buffers and kernel scratch (fresh
+/// buffers when this thread's are in use further up its stack).
+fn with_work<R>(f: impl FnOnce(&mut Work, &mut Bufs) -> R) -> R {
+    WORK.with(|cell| {
+        let mut guard = cell.try_borrow_mut();
+        let mut fresh = Work::default();
+        let work = match guard.as_deref_mut() {
+            Ok(w) => w,
+            Err(_) => &mut fresh,
+        };
+        with_bufs(|bufs| f(work, bufs))
+    })
+}
+
 /// The f32 values of a CPU tensor's storage (`what` names it in errors).
 fn cpu_values<'a>(s: &'a Storage, l: &candle_core::Layout, what: &str) -> Result<&'a [f32]> {
     match s {
@@ -521,10 +545,7 @@ impl Stack {
         let x = x.contiguous()?;
         let params = self.params();
         let guards: Vec<_> = params.iter().map(|t| t.storage_and_layout()).collect();
-        let values = guards
-            .iter()
-            .map(|(s, l)| cpu_values(s, l, "parameter"))
-            .collect::<Result<Vec<&[f32]>>>()?;
+        let values = param_values(&guards)?;
         let (xs, xl) = x.storage_and_layout();
         let xv = cpu_values(&xs, xl, "input")?;
         let (mut taps, mut outs) = (Vec::with_capacity(n * tp), Vec::with_capacity(n * op));
@@ -540,32 +561,24 @@ impl Stack {
             }
         }
         par_map(items, |(r, t, o)| {
-            WORK.with(|cell| {
-                let mut guard = cell.try_borrow_mut();
-                let mut fresh = Work::default();
-                let work = match guard.as_deref_mut() {
-                    Ok(w) => w,
-                    Err(_) => &mut fresh,
-                };
-                with_bufs(|bufs| {
-                    self.prepare(&values, work);
-                    for mb in self.micro_batches(&r) {
-                        let b = mb.len();
-                        let xb = &xv[mb.start * ip..mb.end * ip];
-                        self.forward_micro(xb, b, &values, work, bufs);
-                        let at = (mb.start - r.start, mb.end - r.start);
-                        for (l, per, dst) in [(tap, tp, &mut *t), (nl - 1, op, &mut *o)] {
-                            let src = &work.acts[l][..b * per];
-                            let dst = &mut dst[at.0 * per..at.1 * per];
-                            let layout = self.layers[l].out_layout();
-                            if layout.same(Layout::Images, b) {
-                                dst.iter_mut().zip(src).for_each(|(d, v)| *d = Out::new(*v));
-                            } else if let Layout::Planes(c, p) = layout {
-                                scatter(src, c, p, dst);
-                            }
+            with_work(|work, bufs| {
+                self.prepare(&values, work);
+                for mb in self.micro_batches(&r) {
+                    let b = mb.len();
+                    let xb = &xv[mb.start * ip..mb.end * ip];
+                    self.forward_micro(xb, b, &values, work, bufs);
+                    let at = (mb.start - r.start, mb.end - r.start);
+                    for (l, per, dst) in [(tap, tp, &mut *t), (nl - 1, op, &mut *o)] {
+                        let src = &work.acts[l][..b * per];
+                        let dst = &mut dst[at.0 * per..at.1 * per];
+                        let layout = self.layers[l].out_layout();
+                        if layout.same(Layout::Images, b) {
+                            dst.iter_mut().zip(src).for_each(|(d, v)| *d = Out::new(*v));
+                        } else if let Layout::Planes(c, p) = layout {
+                            scatter(src, c, p, dst);
                         }
                     }
-                })
+                }
             })
         });
         // SAFETY: the ranges cover all `n` samples, and every value of each
@@ -598,10 +611,7 @@ impl Stack {
         let (x, target) = (x.contiguous()?, target.contiguous()?);
         let params = self.params();
         let guards: Vec<_> = params.iter().map(|t| t.storage_and_layout()).collect();
-        let values = guards
-            .iter()
-            .map(|(s, l)| cpu_values(s, l, "parameter"))
-            .collect::<Result<Vec<&[f32]>>>()?;
+        let values = param_values(&guards)?;
         let (xs, xl) = x.storage_and_layout();
         let (ts, tl) = target.storage_and_layout();
         let (xv, tv) = (
@@ -613,18 +623,10 @@ impl Stack {
         let sizes: Vec<usize> = values.iter().map(|v| v.len()).collect();
         let total: usize = sizes.iter().sum();
         let run = |r: std::ops::Range<usize>| {
-            WORK.with(|cell| {
-                let mut guard = cell.try_borrow_mut();
-                let mut fresh = Work::default();
-                let work = match guard.as_deref_mut() {
-                    Ok(w) => w,
-                    Err(_) => &mut fresh,
-                };
-                with_bufs(|bufs| {
-                    let mut acc = vec![0f32; total];
-                    let sq = self.run(&r, xv, tv, &values, &mut acc, scale, work, bufs);
-                    (acc, sq)
-                })
+            with_work(|work, bufs| {
+                let mut acc = vec![0f32; total];
+                let sq = self.run(&r, xv, tv, &values, &mut acc, scale, work, bufs);
+                (acc, sq)
             })
         };
         let parts = par_map(chunks(n), run);
