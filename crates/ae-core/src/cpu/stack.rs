@@ -601,6 +601,9 @@ impl Stack {
         let last = &self.layers[self.layers.len() - 1];
         let n = x.dim(0)?;
         let (ip, op) = (first.in_per_image(), last.out_per_image());
+        if n == 0 {
+            bail!("layer stack: a training step needs at least one sample");
+        }
         if x.elem_count() != n * ip || target.elem_count() != n * op {
             bail!(
                 "layer stack: input {:?} and target {:?} do not hold {n} samples of {ip} and {op} values",

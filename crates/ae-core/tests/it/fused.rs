@@ -154,4 +154,6 @@ fn models_the_fused_step_cannot_run_fall_back() {
     assert!(m.mse_step(&wrong, &wrong).is_err());
     let x = batch(&[2, 1, 12, 8], 2);
     assert!(m.mse_step(&x, &batch(&[3, 1, 12, 8], 2)).is_err());
+    let empty = batch(&[0, 1, 12, 8], 2);
+    assert!(m.mse_step(&empty, &empty).is_err());
 }
