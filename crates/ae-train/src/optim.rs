@@ -96,12 +96,9 @@ impl Optimizer {
         work.sort_by_key(|w| std::cmp::Reverse(w.0.elem_count()));
         let mut parts: Vec<(usize, Vec<_>)> = (0..groups).map(|_| (0, Vec::new())).collect();
         for w in work {
-            let lightest = parts
-                .iter_mut()
-                .min_by_key(|p| p.0)
-                .expect("at least one group");
-            lightest.0 += w.0.elem_count();
-            lightest.1.push(w);
+            let lightest = (0..parts.len()).min_by_key(|&i| parts[i].0).unwrap_or(0);
+            parts[lightest].0 += w.0.elem_count();
+            parts[lightest].1.push(w);
         }
         let results = ae_core::pool::map(parts, |(_, part)| -> Result<()> {
             for (var, g, state) in part {

@@ -436,10 +436,10 @@ struct Slot {
 /// The tables in `slot` for `b` images of geometry `g`, built on first use
 /// (or when the thread last ran another geometry or count in this slot).
 fn patches_for<'a>(slot: &'a mut Option<Tall>, g: &super::Geom, b: usize) -> &'a mut Tall {
-    if slot.as_ref().is_none_or(|p| !p.fits(g, b)) {
-        *slot = Some(Tall::new(g, b));
+    if slot.as_ref().is_some_and(|p| !p.fits(g, b)) {
+        *slot = None;
     }
-    slot.as_mut().expect("set above")
+    slot.get_or_insert_with(|| Tall::new(g, b))
 }
 
 /// One thread's buffers for a step, kept between steps.
