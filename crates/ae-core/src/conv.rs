@@ -636,11 +636,7 @@ macro_rules! conv_model {
                 if let Some(out) = self.net.infer(x)? {
                     return Ok(out);
                 }
-                let out = self.forward(x, Mode::Eval)?;
-                Ok(ForwardOutput {
-                    reconstruction: out.reconstruction.detach(),
-                    latent: out.latent.detach(),
-                })
+                Ok(self.forward(x, Mode::Eval)?.detach())
             }
         }
     };

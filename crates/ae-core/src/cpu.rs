@@ -119,8 +119,8 @@ pub(crate) struct Patches {
     /// `idx[oy·ow + ox] = oy·sh·wp + ox·sw`: the top-left corner of each
     /// output's window in the padded plane.
     idx: Vec<u32>,
-    /// One padded plane (its border is zero outside `col2im_planes`, which
-    /// adds into it and clears it again before returning).
+    /// One padded plane (its border is zero outside `col2im`, which adds
+    /// into it and clears it again before returning).
     plane: Vec<f32>,
 }
 
@@ -142,24 +142,10 @@ impl Patches {
     /// leading dimension `ld`, at column offset `off` (several images side by
     /// side).
     pub(crate) fn im2col(&mut self, img: &[f32], col: &mut [f32], ld: usize, off: usize) {
-        self.im2col_planes(img, self.g.h * self.g.w, col, ld, off);
-    }
-
-    /// [`Patches::im2col`] for an image whose plane `c` starts at
-    /// `img[c · stride]` (planes of several images interleaved, as in a
-    /// `C × B·H·W` matrix, when `stride` is `B·H·W`).
-    pub(crate) fn im2col_planes(
-        &mut self,
-        img: &[f32],
-        stride: usize,
-        col: &mut [f32],
-        ld: usize,
-        off: usize,
-    ) {
         let g = self.g;
         let p = g.cols();
         for c in 0..g.c {
-            let src = &img[c * stride..c * stride + g.h * g.w];
+            let src = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
             for (y, row) in src.chunks(g.w).enumerate() {
                 let start = (y + g.ph) * self.wp + g.pw;
                 self.plane[start..start + g.w].copy_from_slice(row);
@@ -185,20 +171,6 @@ impl Patches {
         off: usize,
         epi: Option<(&[f32], Fused)>,
     ) {
-        self.col2im_planes(col, img, self.g.h * self.g.w, ld, off, epi);
-    }
-
-    /// [`Patches::col2im`] into an image whose plane `c` starts at
-    /// `img[c · stride]` (see [`Patches::im2col_planes`]).
-    pub(crate) fn col2im_planes(
-        &mut self,
-        col: &[f32],
-        img: &mut [Out],
-        stride: usize,
-        ld: usize,
-        off: usize,
-        epi: Option<(&[f32], Fused)>,
-    ) {
         let g = self.g;
         let p = g.cols();
         for c in 0..g.c {
@@ -207,7 +179,7 @@ impl Patches {
                 let tap = |kx: usize| &col[((c * g.kh + ky) * g.kw + kx) * ld + off..][..p];
                 add_taps(&mut self.plane[ky * self.wp..], &g, &self.idx, tap);
             }
-            let dst = &mut img[c * stride..c * stride + g.h * g.w];
+            let dst = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
             let (bias, act) = epi.map_or((0.0, Fused::None), |(b, a)| (b[c], a));
             for (y, row) in dst.chunks_mut(g.w).enumerate() {
                 let start = (y + g.ph) * self.wp + g.pw;

@@ -156,6 +156,16 @@ pub struct TrainStep {
     pub grads: Gradients,
 }
 
+impl ForwardOutput {
+    /// The same output with every tensor detached from the graph.
+    pub fn detach(&self) -> ForwardOutput {
+        ForwardOutput {
+            reconstruction: self.reconstruction.detach(),
+            latent: self.latent.detach(),
+        }
+    }
+}
+
 /// Maps inputs to latents.
 pub trait Encoder {
     /// Per-sample input shape: `[C, H, W]`, `[C, L]` or `[D]`.
@@ -234,11 +244,7 @@ pub trait Autoencoder: Encoder + Decoder {
     /// # Shapes
     /// As [`Autoencoder::forward`].
     fn infer(&self, x: &Tensor) -> Result<ForwardOutput> {
-        let out = self.forward(x, Mode::Eval)?;
-        Ok(ForwardOutput {
-            reconstruction: out.reconstruction.detach(),
-            latent: out.latent.detach(),
-        })
+        Ok(self.forward(x, Mode::Eval)?.detach())
     }
 
     /// The mean squared error `mean((r − target)²)` of the training-mode
